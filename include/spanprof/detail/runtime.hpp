@@ -1,0 +1,104 @@
+// spanprof: the process-wide state between init() and shutdown().
+//
+// One `runtime` object lives for the whole process and is never destroyed (threads that are
+// still inside a span while the process exits must not touch freed memory). The hot path
+// only looks at `g_recording`, a pointer that is null whenever spanprof is off.
+#pragma once
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <ctime>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "clock.hpp"
+#include "config.hpp"
+#include "errors.hpp"
+#include "queue.hpp"
+#include "records.hpp"
+
+namespace spanprof::detail {
+
+struct execution_context;
+
+// Futex on a 32-bit word: the collector sleeps with a timeout and application threads wake it
+// without taking any lock.
+inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::int64_t timeout_ns) noexcept {
+  timespec timeout{static_cast<time_t>(timeout_ns / 1'000'000'000), static_cast<long>(timeout_ns % 1'000'000'000)};
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, &timeout, nullptr, 0);
+}
+inline void futex_wake_one(std::atomic<std::uint32_t>& word) noexcept {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+
+struct runtime {
+  config cfg;  // written by init() only while nothing records; read-only while recording
+  clock_calibration clock;
+  live_stats stats;
+  error_reporter errors;
+
+  // Records waiting for reuse, and finished transactions waiting for the collector.
+  intrusive_stack<transaction_record> free_records;
+  intrusive_stack<transaction_record> finished;
+  std::atomic<std::size_t> pending_finished{0};
+  std::atomic<std::size_t> records_allocated{0};
+
+  // Collector wake-up: application threads wake it only when it sleeps.
+  std::atomic<std::uint32_t> wake_word{0};
+  std::atomic<bool> collector_sleeping{false};
+  std::atomic<bool> stop_requested{false};
+  // Whether a finished transaction may still be queued. Cleared by the collector before its
+  // final drain; a finish checks it after raising `finishes_in_flight`, and the collector waits
+  // for that count to reach 0 after clearing it (Dekker-style, all seq_cst), so no transaction
+  // is queued after the last drain.
+  std::atomic<bool> accepting{false};
+  std::atomic<int> finishes_in_flight{0};
+  std::thread collector_thread;
+
+  std::mutex registry_mutex;  // contexts register at their first transaction, not per span
+  std::vector<execution_context*> contexts;
+
+  std::mutex lifecycle_mutex;  // serializes init() and shutdown()
+  bool running = false;        // under lifecycle_mutex
+  bool atexit_registered = false;
+
+  void wake_collector() noexcept {
+    // Pairs with the fence in the collector's sleep: either it sees our push, or we see it asleep.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (collector_sleeping.load(std::memory_order_relaxed)) {
+      wake_word.fetch_add(1, std::memory_order_relaxed);
+      futex_wake_one(wake_word);
+    }
+  }
+
+  void report(error_kind kind, std::string message) noexcept { errors.report(stats, kind, std::move(message)); }
+
+  transaction_record* allocate_record() noexcept {
+    auto* fresh = new (std::nothrow) transaction_record;
+    if (fresh != nullptr) records_allocated.fetch_add(1, std::memory_order_relaxed);
+    return fresh;
+  }
+
+  void recycle(transaction_record* rec) noexcept {
+    rec->reset();
+    free_records.push(rec);
+  }
+};
+
+inline runtime& the_runtime() noexcept {
+  // Leaked on purpose: see the file comment.
+  static runtime* instance = new runtime;
+  return *instance;
+}
+
+// Non-null exactly while spanprof records. Constant-initialized, so reading it is safe from any
+// static initializer and from a signal handler.
+inline constinit std::atomic<runtime*> g_recording{nullptr};
+
+}  // namespace spanprof::detail

@@ -1,0 +1,89 @@
+// spanprof: Chrome Trace Event Format (JSON object form), opened by Perfetto and chrome://tracing.
+//
+// Every span is an `X` (complete) event on its thread's track: no B/E pairing to get wrong, and
+// spans of one context nest by construction. `ts` is microseconds since the transaction began
+// (JavaScript viewers hold ts as a double: epoch microseconds would lose sub-µs precision); the
+// epoch of that origin is in `otherData`. See ../shared/docs/formats.md §2.
+//
+// NOT ASYNC-SIGNAL-SAFE. Collector thread only.
+#pragma once
+
+#include <string>
+
+#include "common.hpp"
+
+namespace spanprof::detail {
+
+inline std::string write_chrome_trace(const finished_transaction& txn, json_text_stats& stats) {
+  std::string out;
+  out.reserve(512 + txn.span_count() * 320);
+  const span_record& root = txn.span(0);
+  const std::int64_t origin_ns = txn.begin_ns(0);
+  const auto pid = txn.process.pid;
+  const auto tid = txn.rec.thread_id;
+
+  out += "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"exporter\":\"spanprof ";
+  out += spanprof_version;
+  out += "\",\"transaction\":";
+  append_json_string(out, txn.name(), stats, root.description.original_size);
+  fmt::format_to(std::back_inserter(out), ",\"trace_id\":\"{}\",\"event_id\":\"{}\",\"epoch_us\":{}", to_hex(txn.rec.trace).text,
+                 to_hex(txn.rec.event_id).text, txn.epoch_ns(origin_ns) / 1000);
+  const transaction_counters& c = txn.rec.counters;
+  fmt::format_to(std::back_inserter(out),
+                 ",\"spans_dropped\":{},\"spans_auto_closed\":{},\"spans_closed_out_of_order\":{},\"data_dropped\":{}}}",
+                 c.spans_dropped_over_cap, c.spans_auto_closed, c.spans_closed_out_of_order, c.data_dropped_over_cap);
+
+  out += ",\"traceEvents\":[";
+  fmt::format_to(std::back_inserter(out), "{{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":{},\"tid\":{},\"args\":{{\"name\":", pid, pid);
+  append_json_string(out, txn.process.name, stats);
+  out += "}}";
+  fmt::format_to(std::back_inserter(out), ",{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{},\"tid\":{},\"args\":{{\"name\":", pid, tid);
+  const std::string thread_label = txn.rec.thread_name[0] != '\0' ? txn.rec.thread_name : fmt::format("thread {}", tid);
+  append_json_string(out, thread_label, stats);
+  out += "}}";
+
+  const auto data = data_by_span(txn);
+  for (std::size_t i = 0; i < txn.span_count(); ++i) {
+    const span_record& span = txn.span(i);
+    const std::string_view op = span.op.view();
+    const std::string_view description = i == 0 ? txn.name() : span.description.view();
+    out += ",{\"ph\":\"X\",\"name\":";
+    // The slice label: the description if there is one (an SQL statement, a route), else the op.
+    const bool use_description = !description.empty();
+    append_json_string(out, use_description ? description : op, stats,
+                       use_description ? span.description.original_size : span.op.original_size);
+    out += i == 0 ? ",\"cat\":\"transaction\"" : ",\"cat\":\"span\"";
+    fmt::format_to(std::back_inserter(out), ",\"pid\":{},\"tid\":{},\"ts\":", pid, tid);
+    append_us_from_ns(out, txn.begin_ns(i) - origin_ns);
+    out += ",\"dur\":";
+    append_us_from_ns(out, txn.end_ns(i) - txn.begin_ns(i));
+    fmt::format_to(std::back_inserter(out), ",\"args\":{{\"span_id\":\"{}\"", to_hex(span.id).text);
+    if (span.parent_id != 0) fmt::format_to(std::back_inserter(out), ",\"parent_span_id\":\"{}\"", to_hex(span.parent_id).text);
+    out += ",\"op\":";
+    append_json_string(out, op, stats, span.op.original_size);
+    if (i != 0) {
+      out += ",\"description\":";
+      append_json_string(out, description, stats, span.description.original_size);
+    }
+    fmt::format_to(std::back_inserter(out), ",\"status\":\"{}\"", status_name(span.status.load(std::memory_order_relaxed)));
+    const std::uint8_t flags = span.flags.load(std::memory_order_relaxed);
+    if ((flags & span_flag_auto_closed) != 0) out += ",\"spanprof.auto_closed\":true";
+    if ((flags & span_flag_out_of_order) != 0) out += ",\"spanprof.closed_out_of_order\":true";
+    out += ',';
+    append_code_location(out, span, stats);
+    if (!data[i].empty()) {
+      // User data in its own object, so a user key can never collide with ours.
+      out += ",\"data\":{";
+      for (const data_entry* entry : data[i]) {
+        if (entry != data[i].front()) out += ',';
+        append_data_member(out, *entry, stats);
+      }
+      out += '}';
+    }
+    out += "}}";
+  }
+  out += "]}\n";
+  return out;
+}
+
+}  // namespace spanprof::detail

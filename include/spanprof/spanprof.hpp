@@ -1,0 +1,332 @@
+// spanprof — a profiler for C++ services that joins instrumentation (transactions and spans)
+// with sampling. This is the whole public surface:
+//
+//   spanprof::init(config) / spanprof::shutdown() / spanprof::stats()
+//   SPANPROF_TRANSACTION(name)          SPANPROF_TRANSACTION_OP(name, op)
+//   SPANPROF_SPAN(op, description)      SPANPROF_FUNCTION()
+//   SPANPROF_TRANSACTION_NAMED(var, name, op)   SPANPROF_SPAN_NAMED(var, op, description)
+//   SPANPROF_SET_STATUS(status)         SPANPROF_SET_DATA(key, value)   SPANPROF_IS_RECORDING()
+//
+// Define SPANPROF_DISABLE (Meson: -Dspanprof_disable=true) and every macro compiles to nothing
+// and evaluates none of its arguments. Without init() every macro is a cheap no-op.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "detail/collector.hpp"
+#include "detail/config.hpp"
+#include "detail/context.hpp"
+#include "detail/records.hpp"
+#include "detail/runtime.hpp"
+
+namespace spanprof {
+
+// Sentry's span statuses: spanprof::status::not_found, ::deadline_exceeded, …
+using status = detail::span_status;
+
+// What init() says. `ok` is false when the configuration was refused; the program carries on
+// unprofiled and `error` says what was wrong (it also went to the error callback).
+struct init_result {
+  bool ok = true;
+  std::string error;
+  explicit operator bool() const noexcept { return ok; }
+};
+
+namespace detail {
+
+inline std::string validate(const config& cfg) {
+  auto range = [](const char* field, double value, double lo, double hi) -> std::string {
+    if (value >= lo && value <= hi) return {};
+    return fmt::format("spanprof: {} is {}; expected {}..{}", field, value, lo, hi);
+  };
+  if (cfg.output_dir.empty()) return "spanprof: output_dir is empty; expected a folder path";
+  for (std::string problem :
+       {range("traces_sample_rate", cfg.traces_sample_rate, 0.0, 1.0),
+        range("sample_rate_hz", cfg.sample_rate_hz, 1, 100000),
+        range("max_spans_per_transaction", static_cast<double>(cfg.max_spans_per_transaction), 1,
+              static_cast<double>(transaction_record::max_spans - 1)),
+        range("max_data_per_transaction", static_cast<double>(cfg.max_data_per_transaction), 0, 2048),
+        range("max_description_bytes", static_cast<double>(cfg.max_description_bytes), 16, 1 << 20),
+        range("max_name_bytes", static_cast<double>(cfg.max_name_bytes), 8, 4096),
+        range("max_pending_transactions", static_cast<double>(cfg.max_pending_transactions), 1, 1 << 20)}) {
+    if (!problem.empty()) return problem;
+  }
+  if (!(cfg.traces_sample_rate == cfg.traces_sample_rate)) return "spanprof: traces_sample_rate is NaN; expected 0..1";
+  return {};
+}
+
+// Copies every transaction still open anywhere into the finished queue, as aborted.
+inline void abandon_open_transactions(runtime& rt) {
+  const std::int64_t end = now_ticks();
+  std::lock_guard lock(rt.registry_mutex);
+  for (execution_context* ctx : rt.contexts) {
+    for (auto& slot : ctx->open) {
+      transaction_record* rec = slot.load(std::memory_order_acquire);
+      if (rec == nullptr) continue;
+      transaction_state expected = transaction_state::open;
+      if (!rec->state.compare_exchange_strong(expected, transaction_state::snapshotting, std::memory_order_acq_rel)) continue;
+      transaction_record* copy = nullptr;
+      try {
+        copy = snapshot_open_transaction(rt, *rec, end);
+      } catch (...) {
+      }
+      rec->state.store(transaction_state::abandoned, std::memory_order_release);
+      bump(rt.stats.transactions_finished);
+      bump(rt.stats.transactions_aborted);
+      if (copy == nullptr) {
+        bump(rt.stats.transactions_dropped);
+        continue;
+      }
+      rt.pending_finished.fetch_add(1, std::memory_order_relaxed);
+      rt.finished.push(copy);
+    }
+  }
+}
+
+}  // namespace detail
+
+// NOT ASYNC-SIGNAL-SAFE. Shuts spanprof down: every finished transaction is written, every
+// transaction still open (on any thread) is written as aborted, and the collector stops.
+// Idempotent, and safe to call from several threads at once. Also runs at exit.
+inline void shutdown() noexcept {
+  detail::runtime& rt = detail::the_runtime();
+  std::lock_guard lifecycle(rt.lifecycle_mutex);
+  if (!rt.running) return;
+  detail::g_recording.store(nullptr, std::memory_order_release);  // no new transactions
+  try {
+    detail::abandon_open_transactions(rt);
+  } catch (...) {
+  }
+  rt.stop_requested.store(true, std::memory_order_release);
+  rt.wake_word.fetch_add(1, std::memory_order_relaxed);
+  detail::futex_wake_one(rt.wake_word);
+  if (rt.collector_thread.joinable()) rt.collector_thread.join();
+  rt.running = false;
+}
+
+// NOT ASYNC-SIGNAL-SAFE. Starts recording. A second init() while running changes nothing and
+// returns ok; call shutdown() first to change the configuration.
+inline init_result init(const config& cfg) noexcept {
+#if defined(SPANPROF_DISABLE)
+  (void)cfg;
+  return {true, "spanprof: compiled with SPANPROF_DISABLE; nothing is recorded"};
+#else
+  detail::runtime& rt = detail::the_runtime();
+  try {
+    std::lock_guard lifecycle(rt.lifecycle_mutex);
+    if (rt.running) return {};
+    rt.errors.set_callback(cfg.on_error, cfg.log_errors_to_stderr);
+    if (std::string problem = detail::validate(cfg); !problem.empty()) {
+      rt.report(error_kind::invalid_config, problem);
+      return {false, problem};
+    }
+    if (!cfg.enabled) return {};
+    rt.cfg = cfg;
+    rt.stats.reset();
+    rt.clock.calibrate();
+    rt.stop_requested.store(false, std::memory_order_relaxed);
+    rt.accepting.store(true, std::memory_order_seq_cst);
+    rt.collector_thread = std::thread([&rt] { detail::collector(rt).run(); });
+    rt.running = true;
+    if (!rt.atexit_registered) {
+      // Profiles of transactions still open at exit are written as aborted, like Sentry's flush.
+      rt.atexit_registered = std::atexit([] { shutdown(); }) == 0;
+    }
+    detail::g_recording.store(&rt, std::memory_order_release);
+    return {};
+  } catch (const std::exception& e) {
+    std::string problem = std::string("spanprof: init failed: ") + e.what();
+    rt.report(error_kind::invalid_config, problem);
+    return {false, problem};
+  }
+#endif
+}
+
+// init() with the configuration read from SPANPROF_* environment variables over the defaults.
+inline init_result init() noexcept {
+  try {
+    std::vector<std::string> problems;
+    const config cfg = config::from_environment(config{}, &problems);
+    for (auto& problem : problems) detail::the_runtime().report(error_kind::invalid_config, std::move(problem));
+    return init(cfg);
+  } catch (...) {
+    return {false, "spanprof: init failed: out of memory"};
+  }
+}
+
+// Counters since the last init(). Safe from any thread.
+inline counters stats() noexcept { return detail::the_runtime().stats.snapshot(); }
+
+// Is spanprof recording (between a successful init() and shutdown())?
+inline bool is_running() noexcept { return detail::g_recording.load(std::memory_order_relaxed) != nullptr; }
+
+// Registers the calling thread now instead of at its first transaction (the sampler needs its
+// stack bounds; doing it early keeps that work out of the first request). Returns false when
+// spanprof is not running.
+inline bool register_thread() noexcept {
+  detail::runtime* rt = detail::g_recording.load(std::memory_order_acquire);
+  return rt != nullptr && detail::register_current_thread(*rt) != nullptr;
+}
+
+namespace detail {
+
+// Shared by the RAII types and the SET_* macros: key/value data on a span.
+struct data_setter {
+  static void set(const span_handle& h, std::string_view key, std::string_view value) noexcept {
+    add_span_data(h, key, [value](data_entry& e, string_arena& strings, std::size_t cap) {
+      e.kind = data_kind::string;
+      e.text = strings.copy(value, cap);
+    });
+  }
+  static void set(const span_handle& h, std::string_view key, const char* value) noexcept {
+    set(h, key, std::string_view(value != nullptr ? value : ""));
+  }
+  static void set(const span_handle& h, std::string_view key, const std::string& value) noexcept {
+    set(h, key, std::string_view(value));
+  }
+  static void set(const span_handle& h, std::string_view key, bool value) noexcept {
+    add_span_data(h, key, [value](data_entry& e, string_arena&, std::size_t) {
+      e.kind = data_kind::boolean;
+      e.integer = value ? 1 : 0;
+    });
+  }
+  template <class Number, std::enable_if_t<std::is_arithmetic_v<Number> && !std::is_same_v<Number, bool>, int> = 0>
+  static void set(const span_handle& h, std::string_view key, Number value) noexcept {
+    add_span_data(h, key, [value](data_entry& e, string_arena&, std::size_t) {
+      if constexpr (std::is_floating_point_v<Number>) {
+        e.kind = data_kind::floating;
+        e.floating = static_cast<double>(value);
+      } else {
+        e.kind = data_kind::integer;
+        e.integer = static_cast<std::int64_t>(value);
+      }
+    });
+  }
+};
+
+}  // namespace detail
+
+// RAII transaction: begins on construction on the current thread, finishes at scope exit.
+// Use through SPANPROF_TRANSACTION*; not copyable or movable (it belongs to its scope).
+class scoped_transaction {
+ public:
+  scoped_transaction(std::string_view name, std::string_view op, const detail::span_site* site,
+                     void* frame_address) noexcept
+      : handle_(detail::begin_transaction(name, op, site, frame_address)) {}
+  ~scoped_transaction() { detail::end_transaction(handle_); }
+  scoped_transaction(const scoped_transaction&) = delete;
+  scoped_transaction& operator=(const scoped_transaction&) = delete;
+
+  void set_status(status s) noexcept { detail::set_transaction_status(handle_, s); }
+  template <class Value>
+  void set_data(std::string_view key, const Value& value) noexcept {
+    detail::data_setter::set(root_span(), key, value);
+  }
+  [[nodiscard]] bool is_recording() const noexcept { return handle_.rec != nullptr; }
+
+ private:
+  [[nodiscard]] detail::span_handle root_span() const noexcept { return {handle_.ctx, handle_.rec, handle_.serial, 0}; }
+  detail::transaction_handle handle_;
+};
+
+// RAII span: a child of the innermost open span of the current thread's transaction.
+class scoped_span {
+ public:
+  scoped_span(std::string_view op, std::string_view description, const detail::span_site* site,
+              void* frame_address) noexcept
+      : handle_(detail::begin_span(op, description, site, frame_address)) {}
+  ~scoped_span() { detail::end_span(handle_); }
+  scoped_span(const scoped_span&) = delete;
+  scoped_span& operator=(const scoped_span&) = delete;
+
+  void set_status(status s) noexcept { detail::set_span_status(handle_, s); }
+  template <class Value>
+  void set_data(std::string_view key, const Value& value) noexcept {
+    detail::data_setter::set(handle_, key, value);
+  }
+  [[nodiscard]] bool is_recording() const noexcept { return handle_.rec != nullptr; }
+
+ private:
+  detail::span_handle handle_;
+};
+
+// What the *_NAMED macros declare when SPANPROF_DISABLE is defined: same calls, no effect.
+struct disabled_scope {
+  void set_status(status) const noexcept {}
+  template <class Value>
+  void set_data(std::string_view, const Value&) const noexcept {}
+  [[nodiscard]] bool is_recording() const noexcept { return false; }
+};
+
+// Status and data for the innermost open span of the current thread (or its transaction).
+inline void set_status(status s) noexcept { detail::set_span_status(detail::current_span(), s); }
+template <class Value>
+void set_data(std::string_view key, const Value& value) noexcept {
+  detail::data_setter::set(detail::current_span(), key, value);
+}
+
+}  // namespace spanprof
+
+#define SPANPROF_DETAIL_CAT2(a, b) a##b
+#define SPANPROF_DETAIL_CAT(a, b) SPANPROF_DETAIL_CAT2(a, b)
+#define SPANPROF_DETAIL_UNIQUE(prefix) SPANPROF_DETAIL_CAT(prefix, __LINE__)
+
+#if defined(SPANPROF_DISABLE)
+
+#define SPANPROF_TRANSACTION(name) static_cast<void>(0)
+#define SPANPROF_TRANSACTION_OP(name, op) static_cast<void>(0)
+#define SPANPROF_TRANSACTION_NAMED(var, name, op) [[maybe_unused]] const ::spanprof::disabled_scope var
+#define SPANPROF_SPAN(op, description) static_cast<void>(0)
+#define SPANPROF_SPAN_NAMED(var, op, description) [[maybe_unused]] const ::spanprof::disabled_scope var
+#define SPANPROF_FUNCTION() static_cast<void>(0)
+#define SPANPROF_SET_STATUS(status) static_cast<void>(0)
+#define SPANPROF_SET_DATA(key, value) static_cast<void>(0)
+#define SPANPROF_IS_RECORDING() false
+
+#else
+
+// One static call site per macro expansion (like Tracy's SourceLocationData): the span carries
+// a pointer, not three strings. __builtin_FILE/LINE because clang 14 with libstdc++ 12 has no
+// std::source_location.
+#define SPANPROF_DETAIL_SITE(site_var)                                                       \
+  static constexpr ::spanprof::detail::span_site site_var {                                  \
+    __PRETTY_FUNCTION__, __builtin_FILE(), __builtin_LINE()                                  \
+  }
+
+#define SPANPROF_DETAIL_TRANSACTION(var, site_var, name, op) \
+  SPANPROF_DETAIL_SITE(site_var);                            \
+  ::spanprof::scoped_transaction var { (name), (op), &site_var, __builtin_frame_address(0) }
+
+#define SPANPROF_DETAIL_SPAN(var, site_var, op, description) \
+  SPANPROF_DETAIL_SITE(site_var);                            \
+  ::spanprof::scoped_span var { (op), (description), &site_var, __builtin_frame_address(0) }
+
+// A transaction named `name` (op "function") for the rest of the scope.
+#define SPANPROF_TRANSACTION(name) \
+  SPANPROF_DETAIL_TRANSACTION(SPANPROF_DETAIL_UNIQUE(spanprof_txn_), SPANPROF_DETAIL_UNIQUE(spanprof_site_), name, "function")
+// A transaction with a Sentry op, e.g. SPANPROF_TRANSACTION_OP("GET /users", "http.server").
+#define SPANPROF_TRANSACTION_OP(name, op) \
+  SPANPROF_DETAIL_TRANSACTION(SPANPROF_DETAIL_UNIQUE(spanprof_txn_), SPANPROF_DETAIL_UNIQUE(spanprof_site_), name, op)
+// Same, as a variable you can call set_status/set_data on.
+#define SPANPROF_TRANSACTION_NAMED(var, name, op) \
+  SPANPROF_DETAIL_TRANSACTION(var, SPANPROF_DETAIL_UNIQUE(spanprof_site_), name, op)
+
+// A span for the rest of the scope, e.g. SPANPROF_SPAN("db.sql.query", sql).
+#define SPANPROF_SPAN(op, description) \
+  SPANPROF_DETAIL_SPAN(SPANPROF_DETAIL_UNIQUE(spanprof_span_), SPANPROF_DETAIL_UNIQUE(spanprof_site_), op, description)
+#define SPANPROF_SPAN_NAMED(var, op, description) \
+  SPANPROF_DETAIL_SPAN(var, SPANPROF_DETAIL_UNIQUE(spanprof_site_), op, description)
+// A span named after the enclosing function (op "function").
+#define SPANPROF_FUNCTION()                                                                          \
+  SPANPROF_DETAIL_SPAN(SPANPROF_DETAIL_UNIQUE(spanprof_span_), SPANPROF_DETAIL_UNIQUE(spanprof_site_), \
+                       "function", __builtin_FUNCTION())
+
+// Status / key-value data of the innermost open span of this thread.
+#define SPANPROF_SET_STATUS(status) ::spanprof::set_status(status)
+#define SPANPROF_SET_DATA(key, value) ::spanprof::set_data((key), (value))
+#define SPANPROF_IS_RECORDING() (::spanprof::detail::current_span().rec != nullptr)
+
+#endif
