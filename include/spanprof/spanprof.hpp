@@ -11,6 +11,8 @@
 // and evaluates none of its arguments. Without init() every macro is a cheap no-op.
 #pragma once
 
+#include <pthread.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -131,9 +133,14 @@ inline init_result init(const config& cfg) noexcept {
     rt.accepting.store(true, std::memory_order_seq_cst);
     rt.collector_thread = std::thread([&rt] { detail::collector(rt).run(); });
     rt.running = true;
-    if (!rt.atexit_registered) {
+    if (!rt.exit_hooks_registered) {
       // Profiles of transactions still open at exit are written as aborted, like Sentry's flush.
-      rt.atexit_registered = std::atexit([] { shutdown(); }) == 0;
+      std::atexit([] { shutdown(); });
+      pthread_atfork(nullptr, nullptr, [] {
+        detail::g_recording.store(nullptr, std::memory_order_relaxed);
+        detail::the_runtime().forget_parent_after_fork(detail::current_context());
+      });
+      rt.exit_hooks_registered = true;
     }
     detail::g_recording.store(&rt, std::memory_order_release);
     return {};
@@ -150,8 +157,11 @@ inline init_result init() noexcept {
   try {
     std::vector<std::string> problems;
     const config cfg = config::from_environment(config{}, &problems);
+    // Reported after init(cfg), which installs this configuration's error settings and resets
+    // the counters: before it, they reached the previous init's callback and were then zeroed.
+    init_result result = init(cfg);
     for (auto& problem : problems) detail::the_runtime().report(error_kind::invalid_config, std::move(problem));
-    return init(cfg);
+    return result;
   } catch (...) {
     return {false, "spanprof: init failed: out of memory"};
   }
@@ -199,6 +209,9 @@ struct data_setter {
       if constexpr (std::is_floating_point_v<Number>) {
         e.kind = data_kind::floating;
         e.floating = static_cast<double>(value);
+      } else if constexpr (std::is_unsigned_v<Number>) {
+        e.kind = data_kind::unsigned_integer;
+        e.integer = static_cast<std::int64_t>(static_cast<std::uint64_t>(value));
       } else {
         e.kind = data_kind::integer;
         e.integer = static_cast<std::int64_t>(value);
@@ -211,6 +224,12 @@ struct data_setter {
 
 // RAII transaction: begins on construction on the current thread, finishes at scope exit.
 // Use through SPANPROF_TRANSACTION*; not copyable or movable (it belongs to its scope).
+// Opened while another transaction is open on the same thread, it is nested: its own
+// transaction (its own files) in the outer's trace, whose parent is the outer's innermost open
+// span; spans go to it until it finishes, then to the outer again. At most 8 are open per
+// thread; a 9th is not recorded and is reported as error_kind::api_misuse. A nested transaction
+// that traces_sample_rate leaves unsampled records nothing: spans inside it are no-ops, they do
+// not fall through to the outer.
 class scoped_transaction {
  public:
   scoped_transaction(std::string_view name, std::string_view op, const detail::span_site* site,
@@ -255,6 +274,7 @@ class scoped_span {
 
 // What the *_NAMED macros declare when SPANPROF_DISABLE is defined: same calls, no effect.
 struct disabled_scope {
+  explicit constexpr disabled_scope(std::size_t) noexcept {}
   void set_status(status) const noexcept {}
   template <class Value>
   void set_data(std::string_view, const Value&) const noexcept {}
@@ -276,14 +296,19 @@ void set_data(std::string_view key, const Value& value) noexcept {
 
 #if defined(SPANPROF_DISABLE)
 
-#define SPANPROF_TRANSACTION(name) static_cast<void>(0)
-#define SPANPROF_TRANSACTION_OP(name, op) static_cast<void>(0)
-#define SPANPROF_TRANSACTION_NAMED(var, name, op) [[maybe_unused]] const ::spanprof::disabled_scope var
-#define SPANPROF_SPAN(op, description) static_cast<void>(0)
-#define SPANPROF_SPAN_NAMED(var, op, description) [[maybe_unused]] const ::spanprof::disabled_scope var
+// sizeof is an unevaluated operand: the arguments count as used (no -Wunused warnings in the
+// caller) and none of them runs.
+#define SPANPROF_DETAIL_UNUSED(a, b) static_cast<void>(sizeof(a) + sizeof(b))
+#define SPANPROF_TRANSACTION(name) SPANPROF_DETAIL_UNUSED(name, 0)
+#define SPANPROF_TRANSACTION_OP(name, op) SPANPROF_DETAIL_UNUSED(name, op)
+#define SPANPROF_TRANSACTION_NAMED(var, name, op) \
+  [[maybe_unused]] const ::spanprof::disabled_scope var{sizeof(name) + sizeof(op)}
+#define SPANPROF_SPAN(op, description) SPANPROF_DETAIL_UNUSED(op, description)
+#define SPANPROF_SPAN_NAMED(var, op, description) \
+  [[maybe_unused]] const ::spanprof::disabled_scope var{sizeof(op) + sizeof(description)}
 #define SPANPROF_FUNCTION() static_cast<void>(0)
-#define SPANPROF_SET_STATUS(status) static_cast<void>(0)
-#define SPANPROF_SET_DATA(key, value) static_cast<void>(0)
+#define SPANPROF_SET_STATUS(status) SPANPROF_DETAIL_UNUSED(status, 0)
+#define SPANPROF_SET_DATA(key, value) SPANPROF_DETAIL_UNUSED(key, value)
 #define SPANPROF_IS_RECORDING() false
 
 #else

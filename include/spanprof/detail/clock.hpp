@@ -53,7 +53,8 @@ inline std::int64_t now_ticks() noexcept {
 inline bool tsc_is_trustworthy() noexcept {
 #if defined(__x86_64__)
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000007u) return false;
+  // The cast: gcc's <cpuid.h> returns unsigned, clang's returns int (-Wsign-compare).
+  if (static_cast<unsigned>(__get_cpuid_max(0x80000000u, nullptr)) < 0x80000007u) return false;
   __cpuid(0x80000007u, eax, ebx, ecx, edx);
   if ((edx & (1u << 8)) == 0) return false;
   std::FILE* f = std::fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");

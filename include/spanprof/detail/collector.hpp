@@ -23,7 +23,7 @@ class collector {
   // The thread body. Returns after stop_requested once every queued transaction is written.
   void run() noexcept {
     pthread_setname_np(pthread_self(), "spanprof-collect");
-    ensure_output_folder();
+    if (rt_.cfg.formats != output_format::none) ensure_output_folder();
     for (;;) {
       if (drain() != 0) continue;
       if (rt_.stop_requested.load(std::memory_order_acquire)) {
@@ -60,8 +60,8 @@ class collector {
     rt_.collector_sleeping.store(true, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with runtime::wake_collector
     if (rt_.finished.empty() && !rt_.stop_requested.load(std::memory_order_relaxed)) {
-      // The timeout only bounds the damage of a missed wake-up; it is not how work arrives.
-      futex_wait(rt_.wake_word, seen, 200'000'000);
+      // Work mostly arrives by this poll: finishes wake us only when a batch has piled up.
+      futex_wait(rt_.wake_word, seen, runtime::collector_poll_ns);
     }
     rt_.collector_sleeping.store(false, std::memory_order_relaxed);
   }
@@ -84,6 +84,7 @@ class collector {
 
   void write_profiles(const transaction_record& rec) noexcept {
     const config& cfg = rt_.cfg;
+    bump(rt_.stats.transactions_collected);
     bump(rt_.stats.spans_started, rec.spans.size() > 0 ? rec.spans.size() - 1 : 0);
     bump(rt_.stats.spans_dropped, rec.counters.spans_dropped_over_cap);
     bump(rt_.stats.spans_auto_closed, rec.counters.spans_auto_closed);

@@ -144,7 +144,8 @@ inline config config::from_environment(config base, std::vector<std::string>* pr
   if (const char* v = std::getenv("SPANPROF_RELEASE")) base.release = v;
   if (const char* v = std::getenv("SPANPROF_ENVIRONMENT")) base.environment = v;
   if (const char* v = std::getenv("SPANPROF_MAX_SPANS")) {
-    if (!detail::parse_number(v, 1.0, 16384.0, base.max_spans_per_transaction)) complain("SPANPROF_MAX_SPANS", v, "1..16384");
+    // 16383, as init() accepts (transaction_record::max_spans - 1) and the README documents.
+    if (!detail::parse_number(v, 1.0, 16383.0, base.max_spans_per_transaction)) complain("SPANPROF_MAX_SPANS", v, "1..16383");
   }
   return base;
 }
@@ -154,6 +155,7 @@ struct counters {
   std::uint64_t transactions_started = 0;
   std::uint64_t transactions_finished = 0;
   std::uint64_t transactions_not_sampled = 0;   // traces_sample_rate said no
+  std::uint64_t transactions_collected = 0;     // taken by the collector (written or not)
   std::uint64_t transactions_written = 0;       // every requested format written
   std::uint64_t transactions_dropped = 0;       // collector queue full, or finished after shutdown
   std::uint64_t transactions_aborted = 0;       // still open at shutdown or thread exit

@@ -138,16 +138,18 @@ inline int find_open_slot(const execution_context& ctx, const transaction_record
 
 // ---- spans ----------------------------------------------------------------------------------
 
-// The hot path: no lock, no syscall, no allocation once the record's chunks exist.
-inline span_handle begin_span(std::string_view op, std::string_view description, const span_site* site,
+// The hot path: no lock, no syscall, no allocation once the record's chunks exist. Forced
+// inline: clang otherwise calls it out of line, which costs more than the work itself.
+[[gnu::always_inline]] inline span_handle begin_span(std::string_view op, std::string_view description, const span_site* site,
                               void* frame_address) noexcept {
   execution_context* ctx = t_current_context;
   if (ctx == nullptr || ctx->depth == 0) return {};
   const auto slot = static_cast<std::size_t>(ctx->depth - 1);
   transaction_record* rec = ctx->open[slot].load(std::memory_order_relaxed);
   if (rec == nullptr) return {};
-  span_record* span = rec->spans.prepare_next(rec->max_spans_limit);
-  if (span == nullptr) {
+  // +1: spans[0] is the transaction's root, which max_spans_per_transaction does not count.
+  span_record* span = rec->spans.prepare_next(rec->max_spans_limit + std::size_t{1});
+  if (span == nullptr) [[unlikely]] {
     ++rec->counters.spans_dropped_over_cap;
     return {};
   }
@@ -168,14 +170,12 @@ inline span_handle begin_span(std::string_view op, std::string_view description,
   span->begin_ticks = now_ticks();
   rec->spans.publish_next();
   rec->active_index = index;
-  if (ctx->open[static_cast<std::size_t>(ctx->depth - 1)].load(std::memory_order_relaxed) == rec) {
-    publish_active(*ctx, txn_id_of(*rec), span->id);
-  }
+  publish_active(*ctx, txn_id_of(*rec), span->id);  // rec is the innermost transaction
   return {ctx, rec, ctx->open_serial[slot], index};
 }
 
 // Closes every span above `index` on rec's active chain (they were left open), at `end_ticks`.
-inline void auto_close_above(transaction_record& rec, std::uint32_t index, std::int64_t end_ticks,
+[[gnu::cold]] inline void auto_close_above(transaction_record& rec, std::uint32_t index, std::int64_t end_ticks,
                              span_status status) noexcept {
   while (rec.active_index != index && rec.active_index != 0) {
     span_record& open_span = rec.spans[rec.active_index];
@@ -187,11 +187,11 @@ inline void auto_close_above(transaction_record& rec, std::uint32_t index, std::
   }
 }
 
-inline void note_cross_context_end() noexcept {
+[[gnu::cold]] inline void note_cross_context_end() noexcept {
   if (runtime* rt = g_recording.load(std::memory_order_relaxed)) bump(rt->stats.cross_context_ends);
 }
 
-inline void end_span(const span_handle& h) noexcept {
+[[gnu::always_inline]] inline void end_span(const span_handle& h) noexcept {
   if (h.rec == nullptr) return;
   execution_context* ctx = t_current_context;
   if (ctx != h.ctx) {
@@ -249,8 +249,23 @@ inline span_handle current_span() noexcept {
 
 // ---- transactions ---------------------------------------------------------------------------
 
+// A thread takes at most this many pooled records at once, so idle threads do not hoard them.
+inline constexpr int max_cached_records = 16;
+
 inline transaction_record* take_record(runtime& rt, execution_context& ctx) noexcept {
-  if (ctx.free_cache == nullptr) ctx.free_cache = rt.free_records.take_all();
+  if (ctx.free_cache == nullptr) {
+    transaction_record* taken = rt.free_records.take_all();
+    transaction_record* last_kept = taken;
+    for (int i = 1; last_kept != nullptr && i < max_cached_records; ++i) last_kept = last_kept->next;
+    if (last_kept != nullptr && last_kept->next != nullptr) {
+      transaction_record* rest = last_kept->next;
+      last_kept->next = nullptr;
+      transaction_record* rest_last = rest;
+      while (rest_last->next != nullptr) rest_last = rest_last->next;
+      rt.free_records.push_chain(rest, rest_last);
+    }
+    ctx.free_cache = taken;
+  }
   if (ctx.free_cache != nullptr) {
     transaction_record* rec = ctx.free_cache;
     ctx.free_cache = rec->next;
@@ -332,15 +347,20 @@ inline transaction_handle begin_transaction(std::string_view name, std::string_v
 }
 
 // Hands a finished record to the collector, or recycles it if shutdown already took it.
-inline void hand_to_collector(runtime& rt, transaction_record* rec) noexcept {
+inline void hand_to_collector(runtime& rt, transaction_record* rec, bool aborted) noexcept {
   rt.finishes_in_flight.fetch_add(1, std::memory_order_seq_cst);
   transaction_state expected = transaction_state::open;
   if (!rec->state.compare_exchange_strong(expected, transaction_state::finished, std::memory_order_acq_rel)) {
     // shutdown() is copying or has copied this transaction; wait out the copy (microseconds),
-    // then the record is ours to recycle.
+    // then the record is ours to recycle. shutdown() counted it as finished and aborted.
     while (rec->state.load(std::memory_order_acquire) == transaction_state::snapshotting) std::this_thread::yield();
     rt.recycle(rec);
-  } else if (!rt.accepting.load(std::memory_order_seq_cst)) {
+    rt.finishes_in_flight.fetch_sub(1, std::memory_order_seq_cst);
+    return;
+  }
+  bump(rt.stats.transactions_finished);
+  if (aborted) bump(rt.stats.transactions_aborted);
+  if (!rt.accepting.load(std::memory_order_seq_cst)) {
     bump(rt.stats.transactions_dropped);  // finished after shutdown's last drain
     rt.recycle(rec);
   } else if (rt.pending_finished.load(std::memory_order_relaxed) >= rt.cfg.max_pending_transactions) {
@@ -348,9 +368,9 @@ inline void hand_to_collector(runtime& rt, transaction_record* rec) noexcept {
     rt.report(error_kind::queue_full, "spanprof: the collector is behind (max_pending_transactions reached); a transaction was dropped");
     rt.recycle(rec);
   } else {
-    rt.pending_finished.fetch_add(1, std::memory_order_relaxed);
+    const std::size_t pending = rt.pending_finished.fetch_add(1, std::memory_order_relaxed) + 1;
     rt.finished.push(rec);
-    rt.wake_collector();
+    if (pending >= runtime::wake_batch) rt.wake_collector();
   }
   rt.finishes_in_flight.fetch_sub(1, std::memory_order_seq_cst);
 }
@@ -375,9 +395,7 @@ inline void finish_slot(execution_context& ctx, int slot, span_status root_statu
     root.flags.fetch_or(span_flag_auto_closed, std::memory_order_relaxed);
   }
   root.end_ticks.store(end, std::memory_order_relaxed);
-  bump(rt.stats.transactions_finished);
-  if (forced) bump(rt.stats.transactions_aborted);
-  hand_to_collector(rt, rec);
+  hand_to_collector(rt, rec, forced);
 }
 
 inline void end_transaction(const transaction_handle& h) noexcept {

@@ -22,7 +22,7 @@ namespace spanprof::detail {
 struct live_stats {
 #define SPANPROF_DETAIL_STATS(X)                                                                 \
   X(transactions_started) X(transactions_finished) X(transactions_not_sampled)                   \
-  X(transactions_written) X(transactions_dropped) X(transactions_aborted) X(spans_started)        \
+  X(transactions_collected) X(transactions_written) X(transactions_dropped) X(transactions_aborted) X(spans_started)        \
   X(spans_dropped) X(spans_auto_closed) X(spans_closed_out_of_order) X(cross_context_ends)       \
   X(nested_transactions) X(strings_truncated) X(invalid_utf8_repaired) X(files_written) X(errors) \
   X(api_misuse)

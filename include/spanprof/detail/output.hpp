@@ -60,21 +60,36 @@ class output_folder {
       close();
       return false;
     }
+    // access(2) says yes to root on almost any folder (/proc, a root-squashed NFS share), so
+    // also create (and remove) a file: otherwise every transaction would fail to write instead.
+    const std::string probe = ".spanprof-probe-" + std::to_string(::getpid());
+    const int fd = ::openat(dir_fd_, probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) {
+      error = "spanprof: output folder \"" + path + "\" is not writable: " + std::strerror(errno);
+      close();
+      return false;
+    }
+    if (fd >= 0) {
+      ::close(fd);
+      ::unlinkat(dir_fd_, probe.c_str(), 0);
+    }
     return true;
   }
 
   [[nodiscard]] bool is_open() const noexcept { return dir_fd_ >= 0; }
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
 
-  // `file_name` must be a plain name (no '/'); callers build it with safe_file_stem().
+  // `file_name` must be a plain name (no '/', no NUL); callers build it with safe_file_stem().
   [[nodiscard]] bool write_atomically(const std::string& file_name, std::string_view content, std::string& error) {
-    if (dir_fd_ < 0 || file_name.empty() || file_name.find('/') != std::string::npos || file_name == "." ||
-        file_name == "..") {
+    if (dir_fd_ < 0 || file_name.empty() || file_name.find('/') != std::string::npos ||
+        file_name.find('\0') != std::string::npos || file_name == "." || file_name == "..") {
       error = "spanprof: refusing to write \"" + file_name + "\" in \"" + path_ + "\"";
       return false;
     }
     const std::string temp_name = file_name + ".tmp-" + std::to_string(::getpid());
-    const int fd = ::openat(dir_fd_, temp_name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    // O_EXCL: never open a file planted at the temporary name (a hard link to a file outside
+    // the folder would be truncated and written through; O_NOFOLLOW only covers symlinks).
+    const int fd = ::openat(dir_fd_, temp_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) {
       error = "spanprof: cannot create \"" + path_ + "/" + temp_name + "\": " + std::strerror(errno);
       return false;

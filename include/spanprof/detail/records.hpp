@@ -95,7 +95,7 @@ struct span_record {
   std::uintptr_t anchor_fp = 0;     // __builtin_frame_address(0) of the function that opened it
 };
 
-enum class data_kind : std::uint8_t { string, integer, floating, boolean };
+enum class data_kind : std::uint8_t { string, integer, unsigned_integer, floating, boolean };
 
 struct data_entry {
   std::uint32_t span_index = 0;
@@ -171,20 +171,18 @@ class string_arena {
 
   // Owner only. Copies at most `cap` bytes of `text`, cut back to a UTF-8 character boundary.
   // Never fails loudly: on allocation failure it returns an empty string marked as truncated.
-  string_ref copy(std::string_view text, std::size_t cap) noexcept {
-    std::size_t keep = text.size() < cap ? text.size() : cap;
-    if (keep < text.size()) {
-      // Do not cut a multi-byte character in half: back up over continuation bytes.
-      while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) --keep;
+  // The common case (fits the cap and the current block) is inline and branch-light: with a
+  // string literal the compiler sees the length and inlines the copy.
+  [[gnu::always_inline]] string_ref copy(std::string_view text, std::size_t cap) noexcept {
+    const std::size_t size = text.size();
+    if (size <= cap && current_ != nullptr && current_->capacity - current_->used >= size) [[likely]] {
+      char* dest = current_->bytes() + current_->used;
+      current_->used += size;
+      std::memcpy(dest, text.data(), size);
+      const auto size32 = static_cast<std::uint32_t>(size);
+      return {dest, size32, size32};
     }
-    string_ref ref;
-    ref.original_size = static_cast<std::uint32_t>(text.size() < UINT32_MAX ? text.size() : UINT32_MAX);
-    char* dest = allocate(keep);
-    if (dest == nullptr) return ref;
-    if (keep != 0) std::memcpy(dest, text.data(), keep);
-    ref.data = dest;
-    ref.size = static_cast<std::uint32_t>(keep);
-    return ref;
+    return copy_slow(text, cap);
   }
 
   // Exclusive holder only.
@@ -202,6 +200,22 @@ class string_arena {
     std::size_t capacity;
     char* bytes() noexcept { return reinterpret_cast<char*>(this + 1); }
   };
+
+  [[gnu::cold]] string_ref copy_slow(std::string_view text, std::size_t cap) noexcept {
+    std::size_t keep = text.size() < cap ? text.size() : cap;
+    if (keep < text.size()) {
+      // Do not cut a multi-byte character in half: back up over continuation bytes.
+      while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) --keep;
+    }
+    string_ref ref;
+    ref.original_size = static_cast<std::uint32_t>(text.size() < UINT32_MAX ? text.size() : UINT32_MAX);
+    char* dest = allocate(keep);
+    if (dest == nullptr) return ref;
+    if (keep != 0) std::memcpy(dest, text.data(), keep);
+    ref.data = dest;
+    ref.size = static_cast<std::uint32_t>(keep);
+    return ref;
+  }
 
   char* allocate(std::size_t size) noexcept {
     if (size == 0) return const_cast<char*>("");
@@ -288,7 +302,8 @@ struct transaction_record {
 
   transaction_record* next = nullptr;  // intrusive link for the pool and the finished queue
 
-  // Exclusive holder only: make a recycled record look new while keeping its memory.
+  // Exclusive holder only: make a recycled record look new while keeping its memory, so a
+  // service whose transactions look alike allocates nothing per span in steady state.
   void reset() noexcept {
     spans.clear();
     data.clear();

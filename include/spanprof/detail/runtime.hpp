@@ -66,7 +66,23 @@ struct runtime {
 
   std::mutex lifecycle_mutex;  // serializes init() and shutdown()
   bool running = false;        // under lifecycle_mutex
-  bool atexit_registered = false;
+  bool exit_hooks_registered = false;
+
+  // In a child of fork() only the forking thread exists: no collector. Recording stops there,
+  // and the parent's thread handle (meaningless in the child) is forgotten without being
+  // destroyed, so the child may init() again. Runs in the child right after fork: touches
+  // nothing but this object.
+  void forget_parent_after_fork(execution_context* forking_thread) noexcept {
+    running = false;
+    accepting.store(false, std::memory_order_relaxed);
+    new (&collector_thread) std::thread();
+    new (&lifecycle_mutex) std::mutex();
+    new (&registry_mutex) std::mutex();
+    // The parent's other threads do not exist here; their contexts stay allocated but unlisted,
+    // so a shutdown() in the child does not write the parent's transactions a second time.
+    contexts.clear();
+    if (forking_thread != nullptr) contexts.push_back(forking_thread);  // within capacity: no allocation
+  }
 
   void wake_collector() noexcept {
     // Pairs with the fence in the collector's sleep: either it sees our push, or we see it asleep.
@@ -85,10 +101,20 @@ struct runtime {
     return fresh;
   }
 
+  // Recycled records keep their memory, so transactions that look alike allocate nothing.
+  // Records are never freed (shutdown() may still look at one through a context's open slot),
+  // so their number is the peak of transactions open or pending at once, which
+  // max_pending_transactions bounds.
+
   void recycle(transaction_record* rec) noexcept {
     rec->reset();
     free_records.push(rec);
   }
+
+  // Finishes wake a sleeping collector only once this many wait; below that, its periodic
+  // poll picks them up. A futex wake per transaction would cost more than the transaction.
+  static constexpr std::size_t wake_batch = 64;
+  static constexpr std::int64_t collector_poll_ns = 20'000'000;
 };
 
 inline runtime& the_runtime() noexcept {

@@ -128,11 +128,20 @@ inline void append_data_member(std::string& out, const data_entry& entry, json_t
   switch (entry.kind) {
     case data_kind::string: append_json_string(out, entry.text.view(), stats, entry.text.original_size); break;
     case data_kind::integer: fmt::format_to(std::back_inserter(out), "{}", entry.integer); break;
+    case data_kind::unsigned_integer:
+      fmt::format_to(std::back_inserter(out), "{}", static_cast<std::uint64_t>(entry.integer));
+      break;
     case data_kind::boolean: out += entry.integer != 0 ? "true" : "false"; break;
     case data_kind::floating:
       // JSON has no NaN or infinity: write those as strings rather than produce invalid JSON.
-      if (std::isfinite(entry.floating)) fmt::format_to(std::back_inserter(out), "{}", entry.floating);
-      else fmt::format_to(std::back_inserter(out), "\"{}\"", entry.floating);
+      if (std::isfinite(entry.floating)) {
+        const std::size_t start = out.size();
+        fmt::format_to(std::back_inserter(out), "{}", entry.floating);
+        // Keep a double a double for the reader: "3" would parse as an integer.
+        if (out.find_first_of(".e", start) == std::string::npos) out += ".0";
+      } else {
+        fmt::format_to(std::back_inserter(out), "\"{}\"", entry.floating);
+      }
       break;
   }
 }
