@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The 'clients' suite: run the example, then open every profile it wrote with the independent
+# validators (tools/check-chrome-trace, tools/check-sentry-transaction; formats.md).
+#
+#   tests/run_clients_test.sh EXAMPLE_BINARY SOURCE_ROOT
+#
+# Exit 0 all files pass, 1 a check failed or nothing was written, 77 (meson: skipped) when the
+# validators are not installed (SPANPROF_VALIDATORS_DIR unset or without node_modules; scripts/test
+# sets it up) or a checker reports them missing.
+set -uo pipefail
+
+if (($# != 2)); then
+  echo "usage: $0 EXAMPLE_BINARY SOURCE_ROOT" >&2
+  exit 2
+fi
+example=$1
+root=$2
+
+V=${SPANPROF_VALIDATORS_DIR:-}
+if [[ -z "$V" ]]; then
+  echo "SKIP: SPANPROF_VALIDATORS_DIR is not set (scripts/test sets it up via scripts/lib/install-deps.sh)"
+  exit 77
+fi
+if [[ ! -d "$V/node_modules" ]]; then
+  echo "SKIP: SPANPROF_VALIDATORS_DIR=$V has no node_modules (run scripts/lib/install-deps.sh)"
+  exit 77
+fi
+if [[ ! -x "$example" ]]; then
+  echo "FAIL: example binary '$example' is missing or not executable" >&2
+  exit 1
+fi
+
+out=$(mktemp -d "${TMPDIR:-/tmp}/spanprof-clients.XXXXXX") || { echo "FAIL: mktemp -d failed" >&2; exit 1; }
+trap 'rm -rf "$out"' EXIT
+
+echo "== running $example (SPANPROF_OUTPUT_DIR=$out)"
+SPANPROF_OUTPUT_DIR=$out "$example"
+rc=$?
+if ((rc != 0)); then
+  echo "FAIL: the example exited with status $rc" >&2
+  exit 1
+fi
+
+shopt -s nullglob
+traces=("$out"/*.trace.json)
+transactions=("$out"/*.transaction.json)
+echo "== wrote ${#traces[@]} Chrome trace(s), ${#transactions[@]} Sentry transaction(s)"
+if ((${#traces[@]} + ${#transactions[@]} == 0)); then
+  echo "FAIL: the example wrote no profiles into $out" >&2
+  exit 1
+fi
+
+failed=0 skipped=0 ran=0
+check() {  # check TOOL FILE...: runs one checker over a set of files, tallies its verdict
+  local tool=$1
+  shift
+  (($# > 0)) || return 0
+  if [[ ! -x "$root/tools/$tool" ]]; then
+    echo "FAIL: $root/tools/$tool is missing or not executable" >&2
+    failed=1
+    return 0
+  fi
+  echo "== tools/$tool ($# files)"
+  "$root/tools/$tool" "$@"
+  local rc=$?
+  case $rc in
+    0) ran=$((ran + 1)) ;;
+    77) echo "SKIP: tools/$tool says its validators are not installed"; skipped=1 ;;
+    *) echo "FAIL: tools/$tool exited with status $rc" >&2; failed=1 ;;
+  esac
+}
+check check-chrome-trace "${traces[@]}"
+check check-sentry-transaction "${transactions[@]}"
+
+((failed)) && exit 1
+# A format that was not validated is not a pass.
+((skipped)) && exit 77
+echo "== all $ran checker(s) passed"
+exit 0

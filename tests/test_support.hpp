@@ -1,0 +1,138 @@
+// Helpers shared by the tests that drive the process-global runtime (api, shutdown, concurrency,
+// alloc, odr): a private output folder per test case, and the written profiles read back with
+// nlohmann::json. spanprof::shutdown() joins the collector, so after it every file is on disk:
+// that is the only barrier these tests use.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <spanprof/spanprof.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace spanprof_test {
+
+using json = nlohmann::json;
+
+// mkdtemp folder, removed with everything in it when the test case ends.
+class temp_dir {
+ public:
+  temp_dir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/spanprof-test-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) FAIL("mkdtemp failed for ", pattern);
+    path_ = pattern;
+  }
+  ~temp_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Every regular file in `dir` whose name ends with `suffix`, sorted.
+inline std::vector<std::filesystem::path> files_ending_with(const std::string& dir, std::string_view suffix) {
+  std::vector<std::filesystem::path> out;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return out;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_regular_file() && name.size() >= suffix.size() && name.ends_with(suffix)) out.push_back(entry.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+inline std::size_t count_files(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return 0;
+  std::size_t n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) n += entry.is_regular_file() ? 1 : 0;
+  return n;
+}
+
+inline json read_json(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  REQUIRE_MESSAGE(in.good(), "cannot open ", file.string());
+  return json::parse(in);  // throws (and fails the test) on invalid JSON
+}
+
+// Every Sentry transaction event written into `dir`.
+inline std::vector<json> read_transactions(const std::string& dir) {
+  std::vector<json> out;
+  for (const auto& file : files_ending_with(dir, ".transaction.json")) out.push_back(read_json(file));
+  return out;
+}
+
+// The one transaction named `name` (REQUIREs exactly one).
+inline json transaction_named(const std::vector<json>& txns, std::string_view name) {
+  const json* found = nullptr;
+  int matches = 0;
+  for (const json& t : txns) {
+    if (t.value("transaction", std::string()) == name) {
+      found = &t;
+      ++matches;
+    }
+  }
+  INFO("transaction ", name);
+  REQUIRE(matches == 1);
+  return *found;
+}
+
+// The one span of `txn` whose description is `description` (REQUIREs exactly one).
+inline json span_described(const json& txn, std::string_view description) {
+  const json* found = nullptr;
+  int matches = 0;
+  for (const json& s : txn.at("spans")) {
+    if (s.value("description", std::string()) == description) {
+      found = &s;
+      ++matches;
+    }
+  }
+  INFO("span ", description, " in ", txn.value("transaction", std::string()));
+  REQUIRE(matches == 1);
+  return *found;
+}
+
+inline bool has_span_described(const json& txn, std::string_view description) {
+  return std::any_of(txn.at("spans").begin(), txn.at("spans").end(),
+                     [&](const json& s) { return s.value("description", std::string()) == description; });
+}
+
+inline std::string root_span_id(const json& txn) { return txn.at("contexts").at("trace").at("span_id").get<std::string>(); }
+inline std::string trace_id_of(const json& txn) { return txn.at("contexts").at("trace").at("trace_id").get<std::string>(); }
+
+// A configuration writing into `dir` (both formats, errors on stderr unless told otherwise).
+inline spanprof::config config_for(const temp_dir& dir) {
+  spanprof::config cfg;
+  cfg.output_dir = dir.path();
+  return cfg;
+}
+
+// init() for one test case, shutdown() when it ends even if a REQUIRE threw.
+class session {
+ public:
+  explicit session(const spanprof::config& cfg) {
+    const spanprof::init_result started = spanprof::init(cfg);
+    REQUIRE_MESSAGE(started.ok, started.error);
+    REQUIRE(spanprof::is_running());
+  }
+  ~session() { spanprof::shutdown(); }
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
+};
+
+}  // namespace spanprof_test
