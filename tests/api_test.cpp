@@ -191,6 +191,23 @@ TEST_CASE("api: nested spans link to their parents") {
   CHECK(std::adjacent_find(ids.begin(), ids.end()) == ids.end());
 }
 
+// Macros expanded on one line (as another macro of the user's would do) must not clash.
+#define TEST_TWO_SPANS_ONE_LINE() SPANPROF_SPAN("pair", "first"); SPANPROF_SPAN("pair", "second")
+
+TEST_CASE("api: several macros on one line each make their own span") {
+  temp_dir dir;
+  {
+    session s(config_for(dir));
+    SPANPROF_TRANSACTION("one line"); TEST_TWO_SPANS_ONE_LINE();
+  }
+  auto txns = read_transactions(dir.path());
+  REQUIRE(txns.size() == 1);
+  const json first = span_described(txns[0], "first");
+  const json second = span_described(txns[0], "second");
+  CHECK(first["parent_span_id"] == root_span_id(txns[0]));
+  CHECK(second["parent_span_id"] == first["span_id"]);
+}
+
 TEST_CASE("api: SPANPROF_FUNCTION is named after the enclosing function; spans carry their call site") {
   temp_dir dir;
   int site_line = 0;

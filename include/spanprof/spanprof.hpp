@@ -292,7 +292,8 @@ void set_data(std::string_view key, const Value& value) noexcept {
 
 #define SPANPROF_DETAIL_CAT2(a, b) a##b
 #define SPANPROF_DETAIL_CAT(a, b) SPANPROF_DETAIL_CAT2(a, b)
-#define SPANPROF_DETAIL_UNIQUE(prefix) SPANPROF_DETAIL_CAT(prefix, __LINE__)
+// __COUNTER__, not __LINE__: two macros on one line (e.g. from another macro) must not clash.
+#define SPANPROF_DETAIL_UNIQUE(prefix) SPANPROF_DETAIL_CAT(prefix, __COUNTER__)
 
 #if defined(SPANPROF_DISABLE)
 
