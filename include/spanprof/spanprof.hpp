@@ -53,11 +53,31 @@ inline std::string validate(const config& cfg) {
         range("max_data_per_transaction", static_cast<double>(cfg.max_data_per_transaction), 0, 2048),
         range("max_description_bytes", static_cast<double>(cfg.max_description_bytes), 16, 1 << 20),
         range("max_name_bytes", static_cast<double>(cfg.max_name_bytes), 8, 4096),
-        range("max_pending_transactions", static_cast<double>(cfg.max_pending_transactions), 1, 1 << 20)}) {
+        range("max_pending_transactions", static_cast<double>(cfg.max_pending_transactions), 1, 1 << 20),
+        range("max_stack_depth", static_cast<double>(cfg.max_stack_depth), 1, 1024),
+        range("ring_capacity_bytes", static_cast<double>(cfg.ring_capacity_bytes), 4096, 1 << 30)}) {
     if (!problem.empty()) return problem;
   }
   if (!(cfg.traces_sample_rate == cfg.traces_sample_rate)) return "spanprof: traces_sample_rate is NaN; expected 0..1";
   return {};
+}
+
+inline sampler::settings sampler_settings_for(const config& cfg) noexcept {
+  sampler::settings s;
+  s.mode = cfg.mode;
+  s.rate_hz = cfg.sample_rate_hz;
+  s.max_depth = cfg.max_stack_depth;
+  s.ring_bytes = cfg.ring_capacity_bytes;
+  s.chain_existing_handler = cfg.chain_sigprof;
+  s.method = unwind_method::frame_pointers;
+#if defined(SPANPROF_HAVE_LIBUNWIND)
+#if defined(SPANPROF_FRAME_POINTERS)
+  if (cfg.stack_unwinder == unwinder::libunwind) s.method = unwind_method::libunwind;
+#else
+  if (cfg.stack_unwinder != unwinder::frame_pointers) s.method = unwind_method::libunwind;
+#endif
+#endif
+  return s;
 }
 
 // Copies every transaction still open anywhere into the finished queue, as aborted.
@@ -98,6 +118,9 @@ inline void shutdown() noexcept {
   std::lock_guard lifecycle(rt.lifecycle_mutex);
   if (!rt.running) return;
   detail::g_recording.store(nullptr, std::memory_order_release);  // no new transactions
+  rt.stack_sampler.stop();  // before the collector's last drain, so no sample arrives after it
+  rt.sampling.store(false, std::memory_order_relaxed);
+  rt.sampling_cpu.store(false, std::memory_order_relaxed);
   try {
     detail::abandon_open_transactions(rt);
   } catch (...) {
@@ -133,6 +156,15 @@ inline init_result init(const config& cfg) noexcept {
     rt.accepting.store(true, std::memory_order_seq_cst);
     rt.collector_thread = std::thread([&rt] { detail::collector(rt).run(); });
     rt.running = true;
+    detail::reset_handler_counters();
+    if (cfg.sampling) {
+      if (std::string problem = rt.stack_sampler.start(detail::sampler_settings_for(cfg)); !problem.empty()) {
+        rt.report(error_kind::invalid_config, problem);  // spans still work; sampling stays off
+      } else {
+        rt.sampling_cpu.store(cfg.mode == sampling_mode::cpu, std::memory_order_relaxed);
+        rt.sampling.store(true, std::memory_order_relaxed);
+      }
+    }
     if (!rt.exit_hooks_registered) {
       // Profiles of transactions still open at exit are written as aborted, like Sentry's flush.
       std::atexit([] { shutdown(); });
@@ -168,7 +200,17 @@ inline init_result init() noexcept {
 }
 
 // Counters since the last init(). Safe from any thread.
-inline counters stats() noexcept { return detail::the_runtime().stats.snapshot(); }
+inline counters stats() noexcept {
+  counters c = detail::the_runtime().stats.snapshot();
+  const auto& h = detail::g_handler_counters;
+  c.samples_taken = h.samples_taken.load(std::memory_order_relaxed);
+  c.samples_dropped = h.ring_full.load(std::memory_order_relaxed);
+  c.samples_truncated = h.truncated.load(std::memory_order_relaxed);
+  c.samples_unregistered = h.unregistered.load(std::memory_order_relaxed);
+  c.samples_outside_transaction = h.outside_transaction.load(std::memory_order_relaxed);
+  c.samples_reentrant = h.reentrant.load(std::memory_order_relaxed);
+  return c;
+}
 
 // Is spanprof recording (between a successful init() and shutdown())?
 inline bool is_running() noexcept { return detail::g_recording.load(std::memory_order_relaxed) != nullptr; }

@@ -8,8 +8,11 @@
 
 #include <string>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "output.hpp"
+#include "context.hpp"
 #include "runtime.hpp"
 #include "writers/chrome_trace.hpp"
 #include "writers/sentry_transaction.hpp"
@@ -25,14 +28,17 @@ class collector {
     pthread_setname_np(pthread_self(), "spanprof-collect");
     if (rt_.cfg.formats != output_format::none) ensure_output_folder();
     for (;;) {
+      drain_samples();
       if (drain() != 0) continue;
       if (rt_.stop_requested.load(std::memory_order_acquire)) {
         // Final drain: stop new arrivals, wait for finishes already past the check (a handful
         // of instructions each), then empty the queue one last time.
         rt_.accepting.store(false, std::memory_order_seq_cst);
         while (rt_.finishes_in_flight.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
-        while (drain() != 0) {
-        }
+        do {
+          drain_samples();
+        } while (drain() != 0);
+        discard_orphans(/*all=*/true);
         return;
       }
       sleep_until_woken();
@@ -40,6 +46,86 @@ class collector {
   }
 
  private:
+  // A transaction keeps at most this many samples (gapfill.md: 3000, or 30 s at 101 Hz); Sentry
+  // drops profiles longer than 30 s anyway.
+  static constexpr std::size_t max_samples_per_transaction = 3000;
+  // Samples whose transaction has not been written this long after their last sample belong to
+  // a transaction that was dropped (queue full, out of memory): freed and counted.
+  static constexpr std::int64_t orphan_after_ns = 60'000'000'000;
+
+  struct bucket {
+    transaction_samples sampled;
+    std::int64_t last_ticks = 0;
+  };
+
+  // Copies every sample out of the rings into its transaction's bucket. A transaction's own
+  // thread pushes its samples before it finishes the transaction (the handler runs to
+  // completion on that thread first), so by the time a finished record is taken from the
+  // queue, a drain has everything it needs. NOT ASYNC-SIGNAL-SAFE.
+  void drain_samples() noexcept {
+    try {
+      rt_.stack_sampler.drain([this](const sample_record& r) {
+        bucket& b = buckets_[r.txn_id];
+        b.last_ticks = r.t_ticks;
+        if (b.sampled.samples.size() >= max_samples_per_transaction) {
+          ++b.sampled.over_cap;
+          return;
+        }
+        collected_sample s;
+        s.t_ticks = r.t_ticks;
+        s.span_id = r.span_id;
+        s.tid = r.tid;
+        s.weight = r.weight;
+        s.anchor_idx = r.anchor_idx;
+        s.flags = r.flags;
+        s.pcs.assign(r.pcs(), r.pcs() + r.depth);
+        if ((r.flags & sample_flag_truncated) != 0) ++b.sampled.truncated;
+        b.sampled.samples.push_back(std::move(s));
+      });
+    } catch (...) {
+      // Out of memory while copying: the samples left in the rings are retried next time.
+    }
+    discard_orphans(/*all=*/false);
+  }
+
+  void discard_orphans(bool all) noexcept {
+    const std::int64_t now = now_ticks();
+    if (!all && now - last_orphan_scan_ticks_ < orphan_scan_interval_ticks()) return;
+    last_orphan_scan_ticks_ = now;
+    const tick_converter& c = rt_.clock.converter();
+    for (auto it = buckets_.begin(); it != buckets_.end();) {
+      if (all || c.to_ns(now) - c.to_ns(it->second.last_ticks) > orphan_after_ns) {
+        bump(rt_.stats.samples_orphaned, it->second.sampled.samples.size());
+        it = buckets_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  [[nodiscard]] std::int64_t orphan_scan_interval_ticks() const noexcept {
+    const tick_converter& c = rt_.clock.converter();
+    return static_cast<std::int64_t>(1e9 / c.ns_per_tick);  // about once a second
+  }
+
+  // The samples of `rec`, taken out of their bucket, in time order, with the drops that hit
+  // its context while it ran.
+  transaction_samples take_samples(const transaction_record& rec) {
+    transaction_samples out;
+    if (auto it = buckets_.find(txn_id_of(rec)); it != buckets_.end()) {
+      out = std::move(it->second.sampled);
+      buckets_.erase(it);
+    }
+    std::stable_sort(out.samples.begin(), out.samples.end(),
+                     [](const collected_sample& a, const collected_sample& b) { return a.t_ticks < b.t_ticks; });
+    const std::int64_t begin = rec.spans[0].begin_ticks;
+    const std::int64_t end = rec.spans[0].end_ticks.load(std::memory_order_relaxed);
+    rt_.stack_sampler.visit_drops([&](const drop_log_entry& drop) {
+      if (drop.ctx_id == rec.ctx_id && drop.t_ticks >= begin && drop.t_ticks <= end) ++out.dropped;
+    });
+    return out;
+  }
+
   std::size_t drain() noexcept {
     transaction_record* batch = reverse_chain(rt_.finished.take_all());
     std::size_t count = 0;
@@ -94,13 +180,18 @@ class collector {
       truncated += rec.spans[i].description.truncated() ? 1 : 0;
     }
     bump(rt_.stats.strings_truncated, truncated);
+    transaction_samples sampled;
+    try {
+      sampled = take_samples(rec);  // always: its bucket must go even if nothing is written
+    } catch (...) {
+    }
     if (cfg.formats == output_format::none) return;
     if (!ensure_output_folder()) {
       bump(rt_.stats.transactions_dropped);
       return;
     }
     try {
-      const finished_transaction txn{rec, rt_.clock.converter(), rt_.clock, process_, cfg};
+      const finished_transaction txn{rec, rt_.clock.converter(), rt_.clock, process_, cfg, sampled};
       const std::string stem = safe_file_stem(txn.name()) + "-" + to_hex(rec.event_id).text;
       json_text_stats text_stats;
       bool all_written = true;
@@ -132,6 +223,8 @@ class collector {
 
   runtime& rt_;
   process_info process_;
+  std::unordered_map<std::uint64_t, bucket> buckets_;  // samples by transaction id
+  std::int64_t last_orphan_scan_ticks_ = 0;
   output_folder folder_;
   bool folder_failing_ = false;
 };

@@ -28,9 +28,13 @@ constexpr bool has_format(output_format set, output_format f) noexcept {
   return (static_cast<unsigned>(set) & static_cast<unsigned>(f)) != 0;
 }
 
-// Reserved for the sampler: `wall` samples threads inside a transaction whether running or
-// blocked (Sentry's model); `cpu` only while they burn CPU.
+// `wall` samples threads inside a transaction whether running or blocked (Sentry's model; finds
+// time spent waiting); `cpu` only while they burn CPU (per-thread CPU-time timers).
 enum class sampling_mode { wall, cpu };
+
+// How the sampler walks stacks. `automatic`: frame pointers when this code was built with them
+// (Meson option frame_pointers, which defines SPANPROF_FRAME_POINTERS), libunwind otherwise.
+enum class unwinder { automatic, frame_pointers, libunwind };
 
 enum class error_kind {
   invalid_config,      // a Config field or environment variable is out of range; default kept
@@ -50,8 +54,15 @@ struct config {
   std::string output_dir = "spanprof-profiles";
   output_format formats = output_format::chrome_trace | output_format::sentry_transaction;
   double traces_sample_rate = 1.0;  // fraction of transactions recorded, decided at begin
-  unsigned sample_rate_hz = 101;    // reserved for the sampler; 101 avoids lock-step with periodic work
-  sampling_mode mode = sampling_mode::wall;  // reserved for the sampler
+  bool sampling = true;             // SIGPROF stack sampling of threads inside transactions
+  unsigned sample_rate_hz = 101;    // 101, not 100: avoids lock-step with periodic work
+  sampling_mode mode = sampling_mode::wall;
+  unwinder stack_unwinder = unwinder::automatic;
+  std::size_t max_stack_depth = 128;             // deeper stacks are cut and flagged truncated
+  std::size_t ring_capacity_bytes = 256 * 1024;  // per thread; full ⇒ samples dropped and counted
+  // If the program already has a SIGPROF handler, sampling stays off and init() reports it,
+  // unless this is true: then spanprof samples and calls that handler after its own.
+  bool chain_sigprof = false;
   std::string release;
   std::string environment = "production";
   std::size_t max_spans_per_transaction = 4096;  // further spans are dropped and counted
@@ -66,7 +77,8 @@ struct config {
 
   // `base` with every SPANPROF_* variable that is set applied on top (see README):
   // SPANPROF_ENABLED, SPANPROF_OUTPUT_DIR, SPANPROF_FORMATS, SPANPROF_TRACES_SAMPLE_RATE,
-  // SPANPROF_SAMPLE_RATE_HZ, SPANPROF_MODE, SPANPROF_RELEASE, SPANPROF_ENVIRONMENT,
+  // SPANPROF_SAMPLING, SPANPROF_SAMPLE_RATE_HZ, SPANPROF_MODE, SPANPROF_UNWINDER,
+  // SPANPROF_MAX_STACK_DEPTH, SPANPROF_RELEASE, SPANPROF_ENVIRONMENT,
   // SPANPROF_MAX_SPANS. Invalid values are reported in `problems` and leave the field as it was.
   static config from_environment(config base, std::vector<std::string>* problems = nullptr);
   static config from_environment() { return from_environment(config{}); }
@@ -141,6 +153,19 @@ inline config config::from_environment(config base, std::vector<std::string>* pr
     else if (mode == "cpu") base.mode = sampling_mode::cpu;
     else complain("SPANPROF_MODE", v, "wall or cpu");
   }
+  if (const char* v = std::getenv("SPANPROF_SAMPLING")) {
+    if (!detail::parse_bool(v, base.sampling)) complain("SPANPROF_SAMPLING", v, "1/0, true/false, on/off");
+  }
+  if (const char* v = std::getenv("SPANPROF_UNWINDER")) {
+    const std::string_view name = v;
+    if (name == "auto") base.stack_unwinder = unwinder::automatic;
+    else if (name == "fp" || name == "frame_pointers") base.stack_unwinder = unwinder::frame_pointers;
+    else if (name == "libunwind") base.stack_unwinder = unwinder::libunwind;
+    else complain("SPANPROF_UNWINDER", v, "auto, fp or libunwind");
+  }
+  if (const char* v = std::getenv("SPANPROF_MAX_STACK_DEPTH")) {
+    if (!detail::parse_number(v, 1.0, 1024.0, base.max_stack_depth)) complain("SPANPROF_MAX_STACK_DEPTH", v, "1..1024");
+  }
   if (const char* v = std::getenv("SPANPROF_RELEASE")) base.release = v;
   if (const char* v = std::getenv("SPANPROF_ENVIRONMENT")) base.environment = v;
   if (const char* v = std::getenv("SPANPROF_MAX_SPANS")) {
@@ -170,6 +195,13 @@ struct counters {
   std::uint64_t files_written = 0;
   std::uint64_t errors = 0;                     // every report through on_error
   std::uint64_t api_misuse = 0;
+  std::uint64_t samples_taken = 0;                // pushed into a ring by the SIGPROF handler
+  std::uint64_t samples_dropped = 0;              // ring full (also in each profile's metadata)
+  std::uint64_t samples_truncated = 0;            // stack deeper than max_stack_depth, or unwinding failed
+  std::uint64_t samples_unregistered = 0;         // SIGPROF on a thread spanprof does not know
+  std::uint64_t samples_outside_transaction = 0;  // arrived between transactions
+  std::uint64_t samples_reentrant = 0;            // arrived while the handler ran
+  std::uint64_t samples_orphaned = 0;             // their transaction was never written (dropped)
 };
 
 }  // namespace spanprof

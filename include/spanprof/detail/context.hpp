@@ -3,7 +3,7 @@
 // An execution context is a thread today (a fiber later): it owns a stack of open transactions
 // and, inside the innermost one, a chain of open spans. Everything here runs on the context's
 // own thread, without locks; the only other readers are the (future) SIGPROF handler, which
-// reads `active_txn_id` / `active_span_id`, and shutdown(), which snapshots open transactions
+// reads `active` (sampler.hpp's active_state), and shutdown(), which snapshots open transactions
 // through the protocol described in records.hpp.
 #pragma once
 
@@ -22,6 +22,7 @@
 #include "ids.hpp"
 #include "records.hpp"
 #include "runtime.hpp"
+#include "sampler.hpp"
 
 namespace spanprof::detail {
 
@@ -40,9 +41,9 @@ struct execution_context {
   int depth = 0;
 
   // What a sample taken right now belongs to (gapfill.md §1 ordering rule). Relaxed stores plus
-  // a signal fence: the only concurrent reader is a signal handler on this same thread.
-  std::atomic<std::uint64_t> active_txn_id{0};
-  std::atomic<span_id> active_span_id{0};
+  // a signal fence: the handler reads it on this same thread; the wall-mode ticker only asks
+  // whether a transaction is active.
+  active_state active;
 
   transaction_record* free_cache = nullptr;  // records taken in bulk from the global pool
 };
@@ -54,9 +55,10 @@ inline thread_local execution_context* t_current_context __attribute__((tls_mode
 // ASYNC-SIGNAL-SAFE: one TLS load.
 inline execution_context* current_context() noexcept { return t_current_context; }
 
-inline void publish_active(execution_context& ctx, std::uint64_t txn_id, span_id span) noexcept {
-  ctx.active_txn_id.store(txn_id, std::memory_order_relaxed);
-  ctx.active_span_id.store(span, std::memory_order_relaxed);
+inline void publish_active(execution_context& ctx, std::uint64_t txn_id, const span_record* span) noexcept {
+  ctx.active.txn_id.store(txn_id, std::memory_order_relaxed);
+  ctx.active.span_id.store(span != nullptr ? span->id : 0, std::memory_order_relaxed);
+  ctx.active.anchor_fp.store(span != nullptr ? span->anchor_fp : 0, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
 }
 
@@ -73,6 +75,7 @@ struct context_owner {
     if (ctx == nullptr) return;
     finish_open_transactions_at_exit(*ctx);
     runtime& rt = the_runtime();
+    rt.stack_sampler.unregister_current_thread();  // before ctx (its active_state) is freed
     {
       std::lock_guard lock(rt.registry_mutex);
       std::erase(rt.contexts, ctx);
@@ -96,6 +99,7 @@ inline execution_context* register_current_thread(runtime& rt) noexcept {
     auto* ctx = new execution_context;
     ctx->thread_id = static_cast<int>(::syscall(SYS_gettid));
     ctx->ctx_id = static_cast<std::uint64_t>(ctx->thread_id);
+    ctx->active.ctx_id = ctx->ctx_id;
     if (pthread_getname_np(pthread_self(), ctx->thread_name, sizeof ctx->thread_name) != 0) ctx->thread_name[0] = '\0';
     {
       std::lock_guard lock(rt.registry_mutex);
@@ -170,7 +174,7 @@ inline int find_open_slot(const execution_context& ctx, const transaction_record
   span->begin_ticks = now_ticks();
   rec->spans.publish_next();
   rec->active_index = index;
-  publish_active(*ctx, txn_id_of(*rec), span->id);  // rec is the innermost transaction
+  publish_active(*ctx, txn_id_of(*rec), span);  // rec is the innermost transaction
   return {ctx, rec, ctx->open_serial[slot], index};
 }
 
@@ -213,7 +217,7 @@ inline int find_open_slot(const execution_context& ctx, const transaction_record
   }
   // gapfill.md §1: restore the parent as active, then take `end`.
   rec.active_index = span.parent_index;
-  if (slot == ctx->depth - 1) publish_active(*ctx, txn_id_of(rec), rec.spans[span.parent_index].id);
+  if (slot == ctx->depth - 1) publish_active(*ctx, txn_id_of(rec), &rec.spans[span.parent_index]);
   span.end_ticks.store(now_ticks(), std::memory_order_relaxed);
 }
 
@@ -281,6 +285,7 @@ inline transaction_handle begin_transaction(std::string_view name, std::string_v
   if (rt == nullptr) return {};
   execution_context* ctx = t_current_context;
   if (ctx == nullptr && (ctx = register_current_thread(*rt)) == nullptr) return {};
+  if (rt->sampling.load(std::memory_order_relaxed) && t_sampler == nullptr) rt->stack_sampler.register_current_thread(&ctx->active, ctx->thread_id);
   if (ctx->depth == execution_context::max_open_transactions) {
     rt->report(error_kind::api_misuse, "spanprof: more than 8 transactions open on one thread; this one is not recorded");
     return {};
@@ -296,7 +301,7 @@ inline transaction_handle begin_transaction(std::string_view name, std::string_v
     ctx->open[slot].store(nullptr, std::memory_order_relaxed);
     ctx->open_serial[slot] = 0;
     ++ctx->depth;
-    publish_active(*ctx, 0, 0);
+    publish_active(*ctx, 0, nullptr);
     return {ctx, nullptr, 0, static_cast<int>(slot)};
   }
   if (outer != nullptr) bump(rt->stats.nested_transactions);
@@ -342,7 +347,8 @@ inline transaction_handle begin_transaction(std::string_view name, std::string_v
   ctx->open_serial[slot] = rec->serial;
   ctx->open[slot].store(rec, std::memory_order_release);
   ++ctx->depth;
-  publish_active(*ctx, txn_id_of(*rec), root->id);
+  publish_active(*ctx, txn_id_of(*rec), root);
+  if (slot == 0 && rt->sampling_cpu.load(std::memory_order_relaxed)) rt->stack_sampler.arm_cpu_timer(true);
   return {ctx, rec, rec->serial, static_cast<int>(slot)};
 }
 
@@ -383,9 +389,10 @@ inline void finish_slot(execution_context& ctx, int slot, span_status root_statu
   transaction_record* rec = ctx.open[static_cast<std::size_t>(slot)].load(std::memory_order_relaxed);
   transaction_record* outer = slot > 0 ? ctx.open[static_cast<std::size_t>(slot - 1)].load(std::memory_order_relaxed) : nullptr;
   // gapfill.md §1: restore the outer context as active, then take `end`.
-  publish_active(ctx, outer != nullptr ? txn_id_of(*outer) : 0, outer != nullptr ? outer->spans[outer->active_index].id : 0);
+  publish_active(ctx, outer != nullptr ? txn_id_of(*outer) : 0, outer != nullptr ? &outer->spans[outer->active_index] : nullptr);
   ctx.open[static_cast<std::size_t>(slot)].store(nullptr, std::memory_order_release);
   ctx.depth = slot;
+  if (slot == 0 && rt.sampling_cpu.load(std::memory_order_relaxed)) rt.stack_sampler.arm_cpu_timer(false);  // idle threads cost nothing
   if (rec == nullptr) return;  // not sampled
   const std::int64_t end = now_ticks();
   auto_close_above(*rec, 0, end, span_status::deadline_exceeded);

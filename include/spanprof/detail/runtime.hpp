@@ -21,6 +21,7 @@
 #include "errors.hpp"
 #include "queue.hpp"
 #include "records.hpp"
+#include "sampler.hpp"
 
 namespace spanprof::detail {
 
@@ -60,6 +61,12 @@ struct runtime {
   std::atomic<bool> accepting{false};
   std::atomic<int> finishes_in_flight{0};
   std::thread collector_thread;
+
+  // The SIGPROF sampler. `sampling` / `sampling_cpu` are set by init() before recording starts
+  // and cleared by shutdown() after it stops.
+  sampler stack_sampler;
+  std::atomic<bool> sampling{false};
+  std::atomic<bool> sampling_cpu{false};
 
   std::mutex registry_mutex;  // contexts register at their first transaction, not per span
   std::vector<execution_context*> contexts;

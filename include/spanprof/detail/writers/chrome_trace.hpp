@@ -32,6 +32,12 @@ inline std::string write_chrome_trace(const finished_transaction& txn, json_text
   fmt::format_to(std::back_inserter(out),
                  ",\"spans_dropped\":{},\"spans_auto_closed\":{},\"spans_closed_out_of_order\":{},\"data_dropped\":{}}}",
                  c.spans_dropped_over_cap, c.spans_auto_closed, c.spans_closed_out_of_order, c.data_dropped_over_cap);
+  out.pop_back();  // reopen otherData for the sampler's figures
+  fmt::format_to(std::back_inserter(out),
+                 ",\"samples\":{},\"samples_dropped\":{},\"samples_over_cap\":{},\"samples_truncated\":{},"
+                 "\"sampling_mode\":\"{}\",\"sample_rate_hz\":{}}}",
+                 txn.sampled.samples.size(), txn.sampled.dropped, txn.sampled.over_cap, txn.sampled.truncated,
+                 txn.cfg.mode == sampling_mode::cpu ? "cpu" : "wall", txn.cfg.sample_rate_hz);
 
   out += ",\"traceEvents\":[";
   fmt::format_to(std::back_inserter(out), "{{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":{},\"tid\":{},\"args\":{{\"name\":", pid, pid);
@@ -81,6 +87,21 @@ inline std::string write_chrome_trace(const finished_transaction& txn, json_text
       out += '}';
     }
     out += "}}";
+  }
+  // Samples as thread-scoped instant events, with the raw stack (leaf first) until the
+  // symbolizer names the frames.
+  for (const collected_sample& sample : txn.sampled.samples) {
+    fmt::format_to(std::back_inserter(out), ",{{\"ph\":\"i\",\"name\":\"sample\",\"cat\":\"spanprof.sample\",\"s\":\"t\",\"pid\":{},\"tid\":{},\"ts\":",
+                   pid, sample.tid);
+    append_us_from_ns(out, txn.ticks.to_ns(sample.t_ticks) - origin_ns);
+    fmt::format_to(std::back_inserter(out), ",\"args\":{{\"leaf\":\"{:#x}\",\"depth\":{},\"span_id\":\"{}\",\"weight\":{}",
+                   sample.pcs.empty() ? 0 : sample.pcs.front(), sample.pcs.size(), to_hex(sample.span_id).text, sample.weight);
+    if ((sample.flags & sample_flag_truncated) != 0) out += ",\"truncated\":true";
+    out += ",\"stack\":[";
+    for (std::size_t k = 0; k < sample.pcs.size(); ++k) {
+      fmt::format_to(std::back_inserter(out), "{}\"{:#x}\"", k == 0 ? "" : ",", sample.pcs[k]);
+    }
+    out += "]}}";
   }
   out += "]}\n";
   return out;

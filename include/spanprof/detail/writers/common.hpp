@@ -8,6 +8,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <ctime>
 #include <fstream>
@@ -15,13 +17,12 @@
 #include <string>
 #include <string_view>
 #include <vector>
-#include <algorithm>
-#include <cmath>
 
 #include "../clock.hpp"
 #include "../config.hpp"
 #include "../ids.hpp"
 #include "../records.hpp"
+#include "../ring.hpp"
 #include "../text.hpp"
 
 namespace spanprof::detail {
@@ -53,6 +54,25 @@ struct process_info {
   }
 };
 
+// A sample of a finished transaction, copied out of its thread's ring by the collector.
+struct collected_sample {
+  std::int64_t t_ticks = 0;
+  std::uint64_t span_id = 0;
+  std::uint32_t tid = 0;
+  std::uint32_t weight = 1;
+  std::uint16_t anchor_idx = 0;
+  std::uint8_t flags = 0;
+  std::vector<std::uintptr_t> pcs;  // leaf first
+};
+
+// What the sampler saw of one transaction.
+struct transaction_samples {
+  std::vector<collected_sample> samples;  // in time order
+  std::uint64_t dropped = 0;     // ring full while this transaction's context was active
+  std::uint64_t over_cap = 0;    // beyond max_samples_per_transaction
+  std::uint64_t truncated = 0;
+};
+
 // A finished transaction as the writers see it: times already in monotonic nanoseconds.
 struct finished_transaction {
   const transaction_record& rec;
@@ -60,6 +80,7 @@ struct finished_transaction {
   const clock_calibration& clock;
   const process_info& process;
   const config& cfg;
+  const transaction_samples& sampled;
 
   [[nodiscard]] std::size_t span_count() const noexcept { return rec.spans.size(); }
   [[nodiscard]] const span_record& span(std::size_t i) const noexcept { return rec.spans[i]; }

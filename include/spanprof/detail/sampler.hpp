@@ -1,0 +1,414 @@
+// spanprof: the SIGPROF sampler — handler, per-thread registration, wall and CPU modes.
+//
+// Only threads inside a transaction are sampled:
+// - wall mode: a sampler thread wakes at f Hz and tgkill()s every registered thread whose
+//   current context has an active transaction, running or blocked;
+// - cpu mode: each registered thread owns a CLOCK_THREAD_CPUTIME_ID timer delivering SIGPROF
+//   to itself (SIGEV_THREAD_ID), armed while it is inside a transaction. The kernel checks CPU
+//   timers once per tick (HZ=250 here), so above ~250 Hz expirations merge: each sample weighs
+//   1 + si_overrun and totals stay exact.
+//
+// Everything the handler touches is allocated at registration: the thread's ring, its stack
+// bounds, scratch arrays for the unwinder. The handler reads one initial-exec TLS pointer.
+#pragma once
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "clock.hpp"
+#include "config.hpp"
+#include "ring.hpp"
+#include "unwind.hpp"
+
+namespace spanprof::detail {
+
+// What the handler reads of an execution context: which transaction and span are active now,
+// and the frame of the function that opened that span (gapfill.md §1). The owner updates it
+// with relaxed stores plus a signal fence, in the order gapfill.md prescribes; the handler runs
+// on the same thread, so it sees either the old or the new value of each field.
+struct active_state {
+  std::uint64_t ctx_id = 0;
+  std::atomic<std::uint64_t> txn_id{0};
+  std::atomic<std::uint64_t> span_id{0};
+  std::atomic<std::uintptr_t> anchor_fp{0};
+};
+
+// One per registered thread. Owned by the sampler; freed only after the thread unregistered
+// and the collector drained its ring.
+struct thread_sampler {
+  int thread_id = 0;
+  // The context running on this thread: one store switches it (fibers), the handler loads it.
+  std::atomic<active_state*> current{nullptr};
+  stack_bounds stack;
+  std::unique_ptr<sample_ring> ring;
+  std::unique_ptr<std::uintptr_t[]> scratch_pcs;
+  std::unique_ptr<std::uintptr_t[]> scratch_frames;
+  std::size_t max_depth = 0;
+  timer_t cpu_timer{};
+  bool has_cpu_timer = false;
+  std::atomic<bool> exited{false};     // the thread is gone; drain, then recycle the ring
+  volatile sig_atomic_t in_handler = 0;  // re-entrancy guard (a nested SIGPROF is dropped)
+};
+
+// Handler-wide counters: samples that could not be attributed to a registered thread.
+struct handler_counters {
+  std::atomic<std::uint64_t> samples_taken{0};
+  std::atomic<std::uint64_t> unregistered{0};      // arrived on a thread spanprof does not know
+  std::atomic<std::uint64_t> outside_transaction{0};  // arrived between transactions
+  std::atomic<std::uint64_t> reentrant{0};         // arrived while the handler was running
+  std::atomic<std::uint64_t> ring_full{0};
+  std::atomic<std::uint64_t> truncated{0};
+};
+
+// What the handler needs of the configuration. Atomics: a re-init rewrites them while threads
+// of the previous session may be taking a sample.
+struct sampler_settings {
+  std::atomic<unwind_method> method{unwind_method::libunwind};
+  std::atomic<std::int64_t> period_ns{9'900'990};
+  std::atomic<std::uint8_t> mode_tag{0};  // as stored in sample_record::mode: 0 wall, 1 cpu
+};
+
+inline constinit handler_counters g_handler_counters{};
+inline constinit sampler_settings g_sampler_settings{};
+inline constinit struct sigaction g_previous_sigprof{};
+inline constinit std::atomic<bool> g_chain_previous{false};
+
+inline void reset_handler_counters() noexcept {
+  for (auto* counter : {&g_handler_counters.samples_taken, &g_handler_counters.unregistered,
+                        &g_handler_counters.outside_transaction, &g_handler_counters.reentrant,
+                        &g_handler_counters.ring_full, &g_handler_counters.truncated}) {
+    counter->store(0, std::memory_order_relaxed);
+  }
+}
+
+inline thread_local thread_sampler* t_sampler __attribute__((tls_model("initial-exec"))) = nullptr;
+
+// ASYNC-SIGNAL-SAFE. The SIGPROF handler.
+inline void sigprof_handler(int signal_number, siginfo_t* info, void* raw_context) noexcept {
+  const int saved_errno = errno;
+  thread_sampler* ts = t_sampler;
+  if (ts == nullptr) {
+    g_handler_counters.unregistered.fetch_add(1, std::memory_order_relaxed);
+  } else if (ts->in_handler != 0) {
+    g_handler_counters.reentrant.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    ts->in_handler = 1;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    active_state* ctx = ts->current.load(std::memory_order_relaxed);
+    const std::uint64_t txn_id = ctx != nullptr ? ctx->txn_id.load(std::memory_order_relaxed) : 0;
+    if (txn_id == 0) {
+      g_handler_counters.outside_transaction.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      sample_record header{};
+      header.t_ticks = now_ticks();
+      header.ctx_id = ctx->ctx_id;
+      header.txn_id = txn_id;
+      header.span_id = ctx->span_id.load(std::memory_order_relaxed);
+      header.tid = static_cast<std::uint32_t>(ts->thread_id);
+      header.mode = g_sampler_settings.mode_tag.load(std::memory_order_relaxed);
+      // A CPU timer's overruns are expirations the kernel merged into this one signal.
+      header.weight = 1;
+      if (info != nullptr && info->si_code == SI_TIMER && info->si_overrun > 0) {
+        header.weight += static_cast<std::uint32_t>(info->si_overrun);
+      }
+      auto& uc = *static_cast<ucontext_t*>(raw_context);
+      captured_stack stack;
+#if defined(SPANPROF_HAVE_LIBUNWIND)
+      if (g_sampler_settings.method.load(std::memory_order_relaxed) == unwind_method::libunwind) {
+        stack = unwind_libunwind(uc, ts->scratch_pcs.get(), ts->scratch_frames.get(), ts->max_depth);
+      } else
+#endif
+      {
+        stack = unwind_frame_pointers(uc, ts->stack, ts->scratch_pcs.get(), ts->scratch_frames.get(), ts->max_depth);
+      }
+      header.anchor_idx = find_anchor(ts->scratch_frames.get(), stack.depth,
+                                      ctx->anchor_fp.load(std::memory_order_relaxed));
+      if (stack.truncated) {
+        header.flags |= sample_flag_truncated;
+        g_handler_counters.truncated.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (ts->ring->try_push(header, ts->scratch_pcs.get(), stack.depth)) {
+        g_handler_counters.samples_taken.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        g_handler_counters.ring_full.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    ts->in_handler = 0;
+  }
+  if (g_chain_previous.load(std::memory_order_relaxed)) {
+    const auto& previous = g_previous_sigprof;
+    if ((previous.sa_flags & SA_SIGINFO) != 0 && previous.sa_sigaction != nullptr) {
+      previous.sa_sigaction(signal_number, info, raw_context);
+    } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN && previous.sa_handler != nullptr) {
+      previous.sa_handler(signal_number);
+    }
+  }
+  errno = saved_errno;
+}
+
+// The thread's stack: [lowest, highest). NOT ASYNC-SIGNAL-SAFE (pthread_getattr_np allocates).
+inline stack_bounds current_thread_stack() noexcept {
+  stack_bounds bounds;
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return bounds;
+  void* address = nullptr;
+  std::size_t size = 0;
+  if (pthread_attr_getstack(&attr, &address, &size) == 0) {
+    bounds.lowest = reinterpret_cast<std::uintptr_t>(address);
+    bounds.highest = bounds.lowest + size;
+  }
+  pthread_attr_destroy(&attr);
+  return bounds;
+}
+
+// NOT ASYNC-SIGNAL-SAFE. Owns the registered threads, the handler installation and the wall
+// mode's ticking thread. Methods are called from application threads (registration, CPU timer
+// arming), init/shutdown, and the collector (draining).
+class sampler {
+ public:
+  struct settings {
+    sampling_mode mode = sampling_mode::wall;
+    unsigned rate_hz = 101;
+    unwind_method method = unwind_method::libunwind;
+    std::size_t max_depth = 128;
+    std::size_t ring_bytes = 256 * 1024;
+    bool chain_existing_handler = false;
+  };
+
+  // Installs the handler (once per process) and, in wall mode, starts the ticking thread.
+  // Returns an empty string, or why sampling stays off (spans keep working).
+  std::string start(const settings& s) {
+    std::lock_guard lock(mutex_);
+    settings_ = s;
+    g_sampler_settings.method.store(s.method, std::memory_order_relaxed);
+    g_sampler_settings.period_ns.store(1'000'000'000 / static_cast<std::int64_t>(s.rate_hz), std::memory_order_relaxed);
+    g_sampler_settings.mode_tag.store(s.mode == sampling_mode::cpu ? 1 : 0, std::memory_order_relaxed);
+#if defined(SPANPROF_HAVE_LIBUNWIND)
+    if (s.method == unwind_method::libunwind) prepare_libunwind();
+#endif
+    if (std::string problem = install_handler(s.chain_existing_handler); !problem.empty()) return problem;
+    active_.store(true, std::memory_order_release);
+    for (auto& ts : threads_) {
+      if (!ts->exited.load(std::memory_order_relaxed) && s.mode == sampling_mode::cpu) create_cpu_timer(*ts);
+    }
+    if (s.mode == sampling_mode::wall) {
+      stop_ticking_.store(false, std::memory_order_relaxed);
+      ticker_ = std::thread([this] { tick_loop(); });
+    }
+    return {};
+  }
+
+  // Stops signalling. The handler stays installed: a SIGPROF already on its way must never
+  // meet SIG_DFL, whose action is to kill the process.
+  void stop() noexcept {
+    active_.store(false, std::memory_order_release);
+    stop_ticking_.store(true, std::memory_order_release);
+    if (ticker_.joinable()) ticker_.join();
+    std::lock_guard lock(mutex_);
+    for (auto& ts : threads_) {
+      if (ts->has_cpu_timer) {
+        timer_delete(ts->cpu_timer);
+        ts->has_cpu_timer = false;
+      }
+    }
+  }
+
+  [[nodiscard]] bool active() const noexcept { return active_.load(std::memory_order_acquire); }
+
+  // Registers the calling thread: stack bounds, ring, scratch space, CPU timer. Called at its
+  // first transaction, never from the handler. Returns nullptr on allocation failure.
+  thread_sampler* register_current_thread(active_state* initial_context, int thread_id) noexcept {
+    if (t_sampler != nullptr) return t_sampler;
+    try {
+      auto ts = std::make_unique<thread_sampler>();
+      ts->thread_id = thread_id;
+      ts->current.store(initial_context, std::memory_order_relaxed);
+      ts->stack = current_thread_stack();
+      ts->max_depth = settings_.max_depth;
+      ts->scratch_pcs.reset(new std::uintptr_t[ts->max_depth]);
+      ts->scratch_frames.reset(new std::uintptr_t[ts->max_depth]);
+      std::lock_guard lock(mutex_);
+      if (!free_rings_.empty() && free_rings_.back()->capacity_bytes() >= settings_.ring_bytes) {
+        ts->ring = std::move(free_rings_.back());
+        free_rings_.pop_back();
+      } else {
+        ts->ring = std::make_unique<sample_ring>(settings_.ring_bytes);
+      }
+      if (active() && settings_.mode == sampling_mode::cpu) create_cpu_timer(*ts);
+      thread_sampler* raw = ts.get();
+      threads_.push_back(std::move(ts));
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      t_sampler = raw;  // from here on, the handler records this thread's samples
+      return raw;
+    } catch (...) {
+      return nullptr;
+    }
+  }
+
+  // At thread exit. SIGPROF is blocked while the thread detaches itself, so no handler can run
+  // half-way through; the ring stays until the collector has drained it.
+  void unregister_current_thread() noexcept {
+    thread_sampler* ts = t_sampler;
+    if (ts == nullptr) return;
+    sigset_t block, previous;
+    sigemptyset(&block);
+    sigaddset(&block, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &block, &previous);
+    t_sampler = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      if (ts->has_cpu_timer) {
+        timer_delete(ts->cpu_timer);
+        ts->has_cpu_timer = false;
+      }
+      ts->exited.store(true, std::memory_order_release);
+    }
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  }
+
+  // CPU mode: the calling thread entered / left its outermost transaction. One syscall each;
+  // a thread outside transactions has its timer disarmed and costs nothing.
+  void arm_cpu_timer(bool armed) noexcept {
+    thread_sampler* ts = t_sampler;
+    if (ts == nullptr || !ts->has_cpu_timer) return;
+    itimerspec spec{};
+    if (armed) {
+      const std::int64_t period = g_sampler_settings.period_ns.load(std::memory_order_relaxed);
+      spec.it_value.tv_sec = period / 1'000'000'000;
+      spec.it_value.tv_nsec = period % 1'000'000'000;
+      spec.it_interval = spec.it_value;
+    }
+    timer_settime(ts->cpu_timer, 0, &spec, nullptr);
+  }
+
+  // Collector: visits every sample in every ring, then recycles the rings of exited threads.
+  template <class Visit>
+  std::size_t drain(Visit&& visit) {
+    std::lock_guard lock(mutex_);
+    std::size_t total = 0;
+    for (auto& ts : threads_) total += ts->ring->drain(visit);
+    for (auto it = threads_.begin(); it != threads_.end();) {
+      if ((*it)->exited.load(std::memory_order_acquire)) {
+        total += (*it)->ring->drain(visit);  // anything pushed before it exited
+        if (free_rings_.size() < 64) free_rings_.push_back(std::move((*it)->ring));
+        it = threads_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return total;
+  }
+
+  // Collector: the drop logs of every ring (drops are rare; this is for the profile metadata).
+  template <class Visit>
+  void visit_drops(Visit&& visit) {
+    std::lock_guard lock(mutex_);
+    for (auto& ts : threads_) ts->ring->visit_drop_log(visit);
+  }
+
+ private:
+  std::string install_handler(bool chain) {
+    if (handler_installed_) return {};
+    struct sigaction existing {};
+    sigaction(SIGPROF, nullptr, &existing);
+    const bool has_handler = (existing.sa_flags & SA_SIGINFO) != 0
+                                 ? existing.sa_sigaction != nullptr
+                                 : existing.sa_handler != SIG_DFL && existing.sa_handler != SIG_IGN;
+    if (has_handler && !chain) {
+      return "spanprof: the program already has a SIGPROF handler (another profiler?); sampling stays off. "
+             "Set config.chain_sigprof = true to sample and call that handler after ours";
+    }
+    g_previous_sigprof = existing;
+    g_chain_previous.store(has_handler, std::memory_order_relaxed);
+    struct sigaction action {};
+    action.sa_sigaction = [](int sig, siginfo_t* info, void* uc) { sigprof_handler(sig, info, uc); };
+    // SA_RESTART: most interrupted syscalls resume by themselves; the ones the kernel never
+    // restarts (poll, epoll_wait, nanosleep, …) can see EINTR in wall mode (README).
+    action.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGPROF, &action, nullptr) != 0) {
+      return std::string("spanprof: installing the SIGPROF handler failed: ") + std::strerror(errno);
+    }
+    handler_installed_ = true;
+    return {};
+  }
+
+  void create_cpu_timer(thread_sampler& ts) noexcept {
+    if (ts.has_cpu_timer) return;
+    sigevent event{};
+    event.sigev_notify = SIGEV_THREAD_ID;
+    event.sigev_signo = SIGPROF;
+    event._sigev_un._tid = ts.thread_id;  // glibc 2.36 has no sigev_notify_thread_id macro
+    // CLOCK_THREAD_CPUTIME_ID names the *calling* thread's clock: registration runs on the
+    // thread itself, and start() only reaches threads that registered before sampling began,
+    // for which pthread_getcpuclockid gives the right clock.
+    clockid_t clock = CLOCK_THREAD_CPUTIME_ID;
+    if (ts.thread_id != static_cast<int>(::syscall(SYS_gettid))) {
+      // Linux's per-thread CPU clock id: see CPUCLOCK_* in the kernel's posix-timers.h.
+      clock = static_cast<clockid_t>((~static_cast<unsigned>(ts.thread_id) << 3) | 6u);
+    }
+    if (timer_create(clock, &event, &ts.cpu_timer) == 0) ts.has_cpu_timer = true;
+  }
+
+  void tick_loop() noexcept {
+    pthread_setname_np(pthread_self(), "spanprof-sample");
+    // The ticker itself must never be sampled or interrupted by our own signal.
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &block, nullptr);
+    const pid_t pid = ::getpid();
+    timespec next{};
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    std::vector<int> targets;
+    targets.reserve(64);
+    const std::int64_t period = g_sampler_settings.period_ns.load(std::memory_order_relaxed);
+    while (!stop_ticking_.load(std::memory_order_acquire)) {
+      next.tv_nsec += period;
+      while (next.tv_nsec >= 1'000'000'000) {
+        next.tv_nsec -= 1'000'000'000;
+        ++next.tv_sec;
+      }
+      // Absolute deadlines: a late wake-up does not shift every later tick.
+      while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr) == EINTR) {
+      }
+      targets.clear();
+      {
+        std::lock_guard lock(mutex_);
+        for (auto& ts : threads_) {
+          if (ts->exited.load(std::memory_order_relaxed)) continue;
+          const active_state* current = ts->current.load(std::memory_order_relaxed);
+          if (current != nullptr && current->txn_id.load(std::memory_order_relaxed) != 0) targets.push_back(ts->thread_id);
+        }
+      }
+      // Outside the lock: a thread exiting now gets a signal its handler counts as unregistered.
+      for (const int tid : targets) ::syscall(SYS_tgkill, pid, tid, SIGPROF);
+    }
+  }
+
+  std::mutex mutex_;
+  settings settings_;
+  std::vector<std::unique_ptr<thread_sampler>> threads_;
+  std::vector<std::unique_ptr<sample_ring>> free_rings_;
+  std::thread ticker_;
+  std::atomic<bool> stop_ticking_{false};
+  std::atomic<bool> active_{false};
+  bool handler_installed_ = false;
+};
+
+}  // namespace spanprof::detail
