@@ -95,6 +95,14 @@ void warm_every_record(const spanprof::config& cfg, void (*workload)()) {
 // Runs `body` on a fresh thread (so the main thread's record cache plays no part).
 void on_fresh_thread(const std::function<void()>& body) { std::thread(body).join(); }
 
+// How many allocations this thread makes while `body` runs.
+template <class Body>
+std::uint64_t allocations_during(Body&& body) {
+  const std::uint64_t before = thread_allocations();
+  body();
+  return thread_allocations() - before;
+}
+
 #if defined(__SANITIZE_ADDRESS__)
 const std::string build_kind = "ASan";
 #elif defined(__SANITIZE_THREAD__)
@@ -151,21 +159,21 @@ TEST_CASE("alloc: 10,000 span begin/end inside one transaction allocate nothing"
     warm_every_record(cfg, warm_transaction);
     {
       SPANPROF_TRANSACTION("static strings");
-      const std::uint64_t before = thread_allocations();
-      for (int i = 0; i < spans_per_transaction; ++i) {
-        SPANPROF_SPAN("test.op", "a static description");
-      }
-      static_strings = thread_allocations() - before;
+      static_strings = allocations_during([] {
+        for (int i = 0; i < spans_per_transaction; ++i) {
+          SPANPROF_SPAN("test.op", "a static description");
+        }
+      });
     }
     static_session = barrier(cfg);
     {
       SPANPROF_TRANSACTION("200-byte std::string descriptions");
       const std::string description = long_description();  // made before counting
-      const std::uint64_t before = thread_allocations();
-      for (int i = 0; i < spans_per_transaction; ++i) {
-        SPANPROF_SPAN("db.sql.query", description);
-      }
-      long_strings = thread_allocations() - before;
+      long_strings = allocations_during([&] {
+        for (int i = 0; i < spans_per_transaction; ++i) {
+          SPANPROF_SPAN("db.sql.query", description);
+        }
+      });
     }
   });
   spanprof::shutdown();
@@ -187,14 +195,9 @@ TEST_CASE("alloc: a whole transaction begin+finish allocates nothing in steady s
   std::uint64_t with_spans = 1;
   on_fresh_thread([&] {
     warm_every_record(cfg, warm_transaction);
-    std::uint64_t before = thread_allocations();
-    { SPANPROF_TRANSACTION("steady"); }
-    empty_transaction = thread_allocations() - before;
+    empty_transaction = allocations_during([] { SPANPROF_TRANSACTION("steady"); });
     CHECK(barrier(cfg).transactions_collected == 1);
-
-    before = thread_allocations();
-    small_transaction();
-    with_spans = thread_allocations() - before;
+    with_spans = allocations_during(small_transaction);
   });
   spanprof::shutdown();
   CHECK(spanprof::stats().transactions_collected == 1);
@@ -239,9 +242,7 @@ TEST_CASE("alloc: after a burst of records, steady state allocates nothing again
   std::uint64_t steady = 1;
   on_fresh_thread([&] {
     warm_every_record(cfg, small_transaction);
-    const std::uint64_t before = thread_allocations();
-    small_transaction();
-    steady = thread_allocations() - before;
+    steady = allocations_during(small_transaction);
   });
   spanprof::shutdown();
   INFO(records, " records exist after the burst");
@@ -267,12 +268,12 @@ TEST_CASE("alloc: back-to-back transactions (informational)" * doctest::skip(no_
       SPANPROF_SPAN("test.op", "span");
     }
     records_before = spanprof::detail::the_runtime().records_allocated.load();
-    const std::uint64_t before = thread_allocations();
-    for (int i = 0; i < rounds; ++i) {
-      SPANPROF_TRANSACTION("back to back");
-      SPANPROF_SPAN("test.op", "span");
-    }
-    allocations = thread_allocations() - before;
+    allocations = allocations_during([&] {
+      for (int i = 0; i < rounds; ++i) {
+        SPANPROF_TRANSACTION("back to back");
+        SPANPROF_SPAN("test.op", "span");
+      }
+    });
     records_after = spanprof::detail::the_runtime().records_allocated.load();
   });
   spanprof::shutdown();

@@ -116,7 +116,7 @@ TEST_CASE("api: with init, spans and data outside any transaction are no-ops") {
 TEST_CASE("api: a second init while running returns ok and changes nothing") {
   temp_dir first_dir;
   temp_dir other_root;
-  const std::string second_dir = other_root.path() + "/never-created";
+  const std::string second_dir = other_root / "never-created";
   {
     session s(config_for(first_dir));
     { SPANPROF_TRANSACTION("before second init"); }

@@ -105,7 +105,7 @@ TEST_CASE("disabled: statement macros are expressions") {
 TEST_CASE("disabled: init() returns ok and starts nothing") {
   temp_dir dir;
   spanprof::config cfg;
-  cfg.output_dir = dir.path() + "/profiles";
+  cfg.output_dir = dir / "profiles";
   const spanprof::init_result started = spanprof::init(cfg);
   CHECK(started.ok);
   CHECK(static_cast<bool>(started));

@@ -8,9 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -19,9 +17,14 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <system_error>
 #include <utility>
 #include <vector>
+
+#include "test_support.hpp"
+
+using spanprof_test::count_files;
+using spanprof_test::shutdown_at_scope_exit;
+using spanprof_test::temp_dir;
 
 namespace {
 
@@ -51,29 +54,6 @@ class clean_environment {
 
  private:
   std::vector<std::pair<std::string, std::string>> saved_;
-};
-
-class temp_dir {
- public:
-  temp_dir() {
-    char pattern[] = "/tmp/spanprof-errors-XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) FAIL("mkdtemp: ", std::strerror(errno));
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ignored);
-    for (const auto& entry : fs::recursive_directory_iterator(path_, ignored)) {
-      if (entry.is_directory(ignored)) fs::permissions(entry.path(), fs::perms::owner_all, fs::perm_options::add, ignored);
-    }
-    fs::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  [[nodiscard]] std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
 };
 
 // A base whose every environment-controlled field differs from the defaults.
@@ -190,18 +170,6 @@ TEST_CASE("config::from_environment reports a bad value and keeps the field") {
 
 namespace {
 
-std::size_t count_files(const std::string& dir) {
-  std::error_code ec;
-  std::size_t n = 0;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) n += entry.is_regular_file() ? 1 : 0;
-  return n;
-}
-
-// shutdown() when the scope ends, even when a REQUIRE failed: the runtime is process-global.
-struct shutdown_at_scope_exit {
-  ~shutdown_at_scope_exit() { spanprof::shutdown(); }
-};
-
 // Errors received by a callback. Shared ownership: the runtime keeps the callback after init().
 struct error_log {
   std::mutex mutex;
@@ -285,7 +253,7 @@ TEST_CASE("an invalid configuration is refused: init fails, reports it, and noth
   for (const example& e : examples) {
     INFO(std::string(e.field), " = ", std::string(e.value));
     REQUIRE_FALSE(spanprof::is_running());
-    temp_dir dir;
+    temp_dir dir("spanprof-errors");
     auto log = std::make_shared<error_log>();
     spanprof::config cfg = quiet_config(dir / "out", log);
     e.spoil(cfg);
@@ -320,7 +288,7 @@ TEST_CASE("an invalid configuration is refused: init fails, reports it, and noth
 }
 
 TEST_CASE("an output folder that cannot be used: one error, transactions dropped, the program carries on") {
-  temp_dir base;
+  temp_dir base("spanprof-errors");
   std::ofstream(base / "plain-file") << "not a folder";
   std::string folder;
   SUBCASE("missing, below a regular file") { folder = base / "plain-file/profiles"; }
@@ -355,7 +323,7 @@ TEST_CASE("an output folder that cannot be used: one error, transactions dropped
   CHECK(stats.files_written == 0);
 
   // The program carries on, and so does spanprof with a usable folder.
-  temp_dir good;
+  temp_dir good("spanprof-errors");
   REQUIRE(spanprof::init(quiet_config(good / "out", log)).ok);
   {
     SPANPROF_TRANSACTION("after the failure");
@@ -368,7 +336,7 @@ TEST_CASE("an output folder that cannot be used: one error, transactions dropped
 TEST_CASE("a callback that throws does not escape, and is counted") {
   REQUIRE_FALSE(spanprof::is_running());
   shutdown_at_scope_exit guard;
-  temp_dir base;
+  temp_dir base("spanprof-errors");
   spanprof::config cfg;
   cfg.log_errors_to_stderr = false;
   int calls = 0;
@@ -405,7 +373,7 @@ TEST_CASE("a callback that throws does not escape, and is counted") {
 
 TEST_CASE("spanprof::init() takes the environment and reports a bad variable like any error") {
   clean_environment env;
-  temp_dir dir;
+  temp_dir dir("spanprof-errors");
   REQUIRE_FALSE(spanprof::is_running());
   shutdown_at_scope_exit guard;
 

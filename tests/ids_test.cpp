@@ -3,7 +3,6 @@
 #include <spanprof/spanprof.hpp>
 
 #include <doctest/doctest.h>
-#include <stdlib.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -12,9 +11,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <vector>
+
+#include "test_support.hpp"
 
 namespace {
 
@@ -118,6 +118,9 @@ TEST_CASE("OS-seeded generators on 4 threads never repeat an id") {
 
 #if !defined(SPANPROF_DISABLE)
 
+using spanprof_test::session;
+using spanprof_test::temp_dir;
+
 namespace {
 
 bool is_lower_hex(const std::string& text, std::size_t length) {
@@ -125,34 +128,10 @@ bool is_lower_hex(const std::string& text, std::size_t length) {
          std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-// A mkdtemp folder under /tmp, removed with its contents at scope exit.
-class temp_dir {
- public:
-  temp_dir() {
-    char pattern[] = "/tmp/spanprof-ids-XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) FAIL("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  [[nodiscard]] const fs::path& path() const noexcept { return path_; }
-
- private:
-  fs::path path_;
-};
-
-struct shutdown_at_scope_exit {
-  ~shutdown_at_scope_exit() { spanprof::shutdown(); }
-};
-
 }  // namespace
 
 TEST_CASE("transactions on 4 threads get unique, well-formed ids") {
-  temp_dir tmp;
+  temp_dir tmp("spanprof-ids");
   const fs::path& dir = tmp.path();
 
   constexpr int threads = 4, transactions = 25, spans = 40;
@@ -161,8 +140,7 @@ TEST_CASE("transactions on 4 threads get unique, well-formed ids") {
   cfg.formats = spanprof::output_format::sentry_transaction;
   cfg.log_errors_to_stderr = false;
   REQUIRE(!spanprof::is_running());
-  shutdown_at_scope_exit guard;
-  REQUIRE(spanprof::init(cfg).ok);
+  session running(cfg);
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([] {

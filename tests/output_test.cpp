@@ -4,53 +4,24 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <string>
-#include <system_error>
 #include <vector>
+
+#include "test_support.hpp"
+
+using spanprof_test::read_file;
+using spanprof_test::temp_dir;
 
 namespace {
 
 namespace sd = spanprof::detail;
 namespace fs = std::filesystem;
-
-// A mkdtemp folder under /tmp, removed with its contents at scope exit.
-class temp_dir {
- public:
-  temp_dir() {
-    char pattern[] = "/tmp/spanprof-output-XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) FAIL("mkdtemp: ", std::strerror(errno));
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ignored);
-    for (const auto& entry : fs::recursive_directory_iterator(path_, ignored)) {
-      if (entry.is_directory(ignored)) fs::permissions(entry.path(), fs::perms::owner_all, fs::perm_options::add, ignored);
-    }
-    fs::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  [[nodiscard]] const fs::path& path() const noexcept { return path_; }
-  [[nodiscard]] std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 void write_file(const fs::path& file, const std::string& content) {
   std::ofstream out(file, std::ios::binary | std::ios::trunc);
@@ -75,7 +46,7 @@ std::string temp_name_for(const std::string& name) { return name + ".tmp-" + std
 }  // namespace
 
 TEST_CASE("make_directories") {
-  temp_dir base;
+  temp_dir base("spanprof-output");
   SUBCASE("creates every missing level") {
     const std::string nested = base / "a/b/c/d";
     CHECK(sd::make_directories(nested) == 0);
@@ -98,7 +69,7 @@ TEST_CASE("make_directories") {
 }
 
 TEST_CASE("output_folder::open") {
-  temp_dir base;
+  temp_dir base("spanprof-output");
   std::string error;
   sd::output_folder folder;
 
@@ -145,7 +116,7 @@ TEST_CASE("output_folder::open") {
 }
 
 TEST_CASE("output_folder::write_atomically") {
-  temp_dir base;
+  temp_dir base("spanprof-output");
   const std::string path = base / "out";
   sd::output_folder folder;
   std::string error;
@@ -197,7 +168,7 @@ TEST_CASE("output_folder::write_atomically") {
 }
 
 TEST_CASE("planted links never make write_atomically write outside the folder") {
-  temp_dir base;
+  temp_dir base("spanprof-output");
   const fs::path out = base / "out";
   const fs::path outside = base.path() / "outside.txt";
   sd::output_folder folder;

@@ -1,16 +1,21 @@
-// Helpers shared by the tests that drive the process-global runtime (api, shutdown, concurrency,
-// alloc, odr): a private output folder per test case, and the written profiles read back with
-// nlohmann::json. spanprof::shutdown() joins the collector, so after it every file is on disk:
-// that is the only barrier these tests use.
+// Helpers shared by the test suites: a private folder per test case (every suite that writes
+// files), the written profiles read back with nlohmann::json, and guards that start and stop the
+// process-global runtime (api, shutdown, concurrency, alloc, odr, errors, ids, writers).
+// spanprof::shutdown() joins the collector, so after it every file is on disk: that is the only
+// barrier these tests use.
 #pragma once
 
 #include <doctest/doctest.h>
 #include <spanprof/spanprof.hpp>
+#include <stdlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -21,30 +26,50 @@ namespace spanprof_test {
 
 using json = nlohmann::json;
 
-// mkdtemp folder, removed with everything in it when the test case ends.
+// A mkdtemp folder "<prefix>-XXXXXX" under $TMPDIR (else /tmp), removed with everything in it
+// when the test case ends, even if a test made folders in it read-only.
 class temp_dir {
  public:
-  temp_dir() {
+  explicit temp_dir(std::string_view prefix = "spanprof-test") {
     const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/spanprof-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) FAIL("mkdtemp failed for ", pattern);
+    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/";
+    pattern.append(prefix).append("-XXXXXX");
+    if (::mkdtemp(pattern.data()) == nullptr) FAIL("mkdtemp failed for ", pattern, ": ", std::strerror(errno));
     path_ = pattern;
   }
   ~temp_dir() {
+    namespace fs = std::filesystem;
+    // Give the owner back its rights on every folder (not through links), so remove_all can
+    // empty them. A folder is opened only after it was visited, so 0555 or 0000 is no obstacle.
     std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
+    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ignored);
+    std::error_code walk;
+    for (fs::recursive_directory_iterator it(path_, walk), end; !walk && it != end; it.increment(walk)) {
+      if (fs::is_directory(it->symlink_status(ignored))) {
+        fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ignored);
+      }
+    }
+    fs::remove_all(path_, ignored);
   }
   temp_dir(const temp_dir&) = delete;
   temp_dir& operator=(const temp_dir&) = delete;
 
-  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+  // The path of `name` inside the folder (`name` may contain slashes).
+  [[nodiscard]] std::string operator/(std::string_view name) const { return (path_ / name).string(); }
 
  private:
-  std::string path_;
+  std::filesystem::path path_;
 };
 
+// The whole content of `file` ("" if it cannot be read).
+inline std::string read_file(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
 // Every regular file in `dir` whose name ends with `suffix`, sorted.
-inline std::vector<std::filesystem::path> files_ending_with(const std::string& dir, std::string_view suffix) {
+inline std::vector<std::filesystem::path> files_ending_with(const std::filesystem::path& dir, std::string_view suffix) {
   std::vector<std::filesystem::path> out;
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) return out;
@@ -56,7 +81,7 @@ inline std::vector<std::filesystem::path> files_ending_with(const std::string& d
   return out;
 }
 
-inline std::size_t count_files(const std::string& dir) {
+inline std::size_t count_files(const std::filesystem::path& dir) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) return 0;
   std::size_t n = 0;
@@ -71,7 +96,7 @@ inline json read_json(const std::filesystem::path& file) {
 }
 
 // Every Sentry transaction event written into `dir`.
-inline std::vector<json> read_transactions(const std::string& dir) {
+inline std::vector<json> read_transactions(const std::filesystem::path& dir) {
   std::vector<json> out;
   for (const auto& file : files_ending_with(dir, ".transaction.json")) out.push_back(read_json(file));
   return out;
@@ -118,9 +143,18 @@ inline std::string trace_id_of(const json& txn) { return txn.at("contexts").at("
 // A configuration writing into `dir` (both formats, errors on stderr unless told otherwise).
 inline spanprof::config config_for(const temp_dir& dir) {
   spanprof::config cfg;
-  cfg.output_dir = dir.path();
+  cfg.output_dir = dir.path().string();
   return cfg;
 }
+
+// shutdown() when the scope ends, even when a REQUIRE threw: the runtime is process-global.
+// For a test that calls init() itself (or expects it to fail); otherwise use session.
+struct shutdown_at_scope_exit {
+  shutdown_at_scope_exit() = default;
+  ~shutdown_at_scope_exit() { spanprof::shutdown(); }
+  shutdown_at_scope_exit(const shutdown_at_scope_exit&) = delete;
+  shutdown_at_scope_exit& operator=(const shutdown_at_scope_exit&) = delete;
+};
 
 // init() for one test case, shutdown() when it ends even if a REQUIRE threw.
 class session {

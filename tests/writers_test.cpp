@@ -3,47 +3,30 @@
 #include <spanprof/spanprof.hpp>
 
 #include <doctest/doctest.h>
-#include <stdlib.h>
 #include <unistd.h>
 
-#include <cerrno>
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <string>
-#include <system_error>
 #include <vector>
+
+#include "test_support.hpp"
+
+using spanprof_test::json;
+using spanprof_test::read_file;
+using spanprof_test::session;
+using spanprof_test::span_described;
+using spanprof_test::temp_dir;
 
 namespace {
 
 namespace fs = std::filesystem;
-using json = nlohmann::json;
-
-class temp_dir {
- public:
-  temp_dir() {
-    char pattern[] = "/tmp/spanprof-writers-XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) FAIL("mkdtemp: ", std::strerror(errno));
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  [[nodiscard]] const fs::path& path() const noexcept { return path_; }
-
- private:
-  fs::path path_;
-};
 
 spanprof::config config_for(const fs::path& dir) {
   spanprof::config cfg;
@@ -87,11 +70,6 @@ void traced_request(sites& at) {
 #if !defined(SPANPROF_DISABLE)
 
 namespace {
-
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 // Parses `text` and fails the test if an object repeats a key (nlohmann would keep the last).
 json parse_unique_keys(const std::string& text) {
@@ -144,18 +122,12 @@ std::vector<profile> read_profiles(const fs::path& dir) {
   return out;
 }
 
-struct shutdown_at_scope_exit {
-  ~shutdown_at_scope_exit() { spanprof::shutdown(); }
-};
-
 // Runs `body` between init() and shutdown(), which joins the collector: the files are complete.
 template <class Body>
 spanprof::counters record(const spanprof::config& cfg, Body body) {
   REQUIRE_FALSE(spanprof::is_running());
-  const spanprof::init_result started = spanprof::init(cfg);
-  REQUIRE_MESSAGE(started.ok, started.error);
   {
-    shutdown_at_scope_exit guard;
+    session s(cfg);
     body();
   }
   return spanprof::stats();
@@ -204,20 +176,10 @@ const json& slice_named(const std::vector<json>& slices, const std::string& name
   return *found;
 }
 
-const json& span_described(const json& transaction, const std::string& description) {
-  const json* found = nullptr;
-  for (const json& s : transaction.at("spans")) {
-    if (s.at("description") == description) found = &s;
-  }
-  INFO("span ", description);
-  REQUIRE(found != nullptr);
-  return *found;
-}
-
 }  // namespace
 
 TEST_CASE("Chrome trace of a transaction") {
-  temp_dir dir;
+  temp_dir dir("spanprof-writers");
   sites at;
   record(config_for(dir.path()), [&] { traced_request(at); });
   const std::vector<profile> profiles = read_profiles(dir.path());
@@ -331,7 +293,7 @@ TEST_CASE("Chrome trace of a transaction") {
 }
 
 TEST_CASE("Sentry transaction event of a transaction") {
-  temp_dir dir;
+  temp_dir dir("spanprof-writers");
   sites at;
   spanprof::config cfg = config_for(dir.path());
   cfg.release = "writers-test@1.2.3";
@@ -422,7 +384,7 @@ TEST_CASE("Sentry transaction event of a transaction") {
 }
 
 TEST_CASE("invalid UTF-8 in names, descriptions and data is repaired, and the files still parse") {
-  temp_dir dir;
+  temp_dir dir("spanprof-writers");
   const std::string name = "bad \xFF name";
   const std::string description = "desc \xED\xA0\x80 end";  // a UTF-16 surrogate
   const spanprof::counters stats = record(config_for(dir.path()), [&] {
@@ -450,7 +412,7 @@ TEST_CASE("invalid UTF-8 in names, descriptions and data is repaired, and the fi
 }
 
 TEST_CASE("a 1 MiB description is cut at max_description_bytes and marked") {
-  temp_dir dir;
+  temp_dir dir("spanprof-writers");
   spanprof::config cfg = config_for(dir.path());
   std::string huge, expected;
   SUBCASE("ASCII") {
@@ -480,7 +442,7 @@ TEST_CASE("a 1 MiB description is cut at max_description_bytes and marked") {
 }
 
 TEST_CASE("hostile transaction names only ever produce files inside the output folder") {
-  temp_dir base;
+  temp_dir base("spanprof-writers");
   const fs::path out = base.path() / "l1" / "l2" / "out";
   struct example {
     std::string name;             // as given to the macro
@@ -540,7 +502,7 @@ TEST_CASE("hostile transaction names only ever produce files inside the output f
 #else  // SPANPROF_DISABLE: the macros compile to nothing, so nothing may be written.
 
 TEST_CASE("with SPANPROF_DISABLE no file is written") {
-  temp_dir base;
+  temp_dir base("spanprof-writers");
   const fs::path out = base.path() / "out";
   sites at;
   CHECK(spanprof::init(config_for(out)).ok);
