@@ -25,7 +25,7 @@ class collector {
 
   // The thread body. Returns after stop_requested once every queued transaction is written.
   void run() noexcept {
-    pthread_setname_np(pthread_self(), "spanprof-collect");
+    pthread_setname_np(pthread_self(), "spanprof-writer");  // at most 15 characters
     if (rt_.cfg.formats != output_format::none) ensure_output_folder();
     for (;;) {
       drain_samples();

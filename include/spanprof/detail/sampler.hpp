@@ -198,9 +198,6 @@ class sampler {
     g_sampler_settings.method.store(s.method, std::memory_order_relaxed);
     g_sampler_settings.period_ns.store(1'000'000'000 / static_cast<std::int64_t>(s.rate_hz), std::memory_order_relaxed);
     g_sampler_settings.mode_tag.store(s.mode == sampling_mode::cpu ? 1 : 0, std::memory_order_relaxed);
-#if defined(SPANPROF_HAVE_LIBUNWIND)
-    if (s.method == unwind_method::libunwind) prepare_libunwind();
-#endif
     if (std::string problem = install_handler(s.chain_existing_handler); !problem.empty()) return problem;
     active_.store(true, std::memory_order_release);
     for (auto& ts : threads_) {
@@ -240,8 +237,12 @@ class sampler {
       ts->current.store(initial_context, std::memory_order_relaxed);
       ts->stack = current_thread_stack();
       ts->max_depth = settings_.max_depth;
-      ts->scratch_pcs.reset(new std::uintptr_t[ts->max_depth]);
-      ts->scratch_frames.reset(new std::uintptr_t[ts->max_depth]);
+      // Room for the frames of the handler path that libunwind walks before the interrupted one.
+      ts->scratch_pcs.reset(new std::uintptr_t[ts->max_depth + 16]);
+      ts->scratch_frames.reset(new std::uintptr_t[ts->max_depth + 16]);
+#if defined(SPANPROF_HAVE_LIBUNWIND)
+      prepare_libunwind_for_this_thread();  // on the thread itself, outside any handler
+#endif
       std::lock_guard lock(mutex_);
       if (!free_rings_.empty() && free_rings_.back()->capacity_bytes() >= settings_.ring_bytes) {
         ts->ring = std::move(free_rings_.back());

@@ -7,9 +7,8 @@
 // - frame pointers: a walk of the rbp chain, each step checked against the stack's bounds and
 //   alignment and required to move outwards, so a garbage rbp (code built without frame
 //   pointers) stops the walk instead of faulting. ~2 ns a frame.
-// - libunwind (Debian's, local-only): DWARF CFI, works without frame pointers. Per-thread
-//   caching keeps it off its global lock, whose sigprocmask calls are what make gperftools'
-//   samples cost tens of microseconds here.
+// - libunwind (Debian's, local-only): DWARF CFI, works without frame pointers. See
+//   unwind_libunwind for why it goes through unw_backtrace's per-thread trace cache.
 #pragma once
 
 #include <ucontext.h>
@@ -81,38 +80,44 @@ inline captured_stack unwind_frame_pointers(const ucontext_t& uc, stack_bounds b
 }
 
 #if defined(SPANPROF_HAVE_LIBUNWIND)
-// NOT ASYNC-SIGNAL-SAFE: call once, outside any handler, before the first libunwind unwind.
-inline void prepare_libunwind() noexcept {
-  unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+// Frames the handler path itself may add above the interrupted one (the handler, a sanitizer's
+// interceptor, __restore_rt): the scratch arrays have room for them.
+inline constexpr std::size_t libunwind_extra_frames = 16;
+
+// NOT ASYNC-SIGNAL-SAFE: call once on each thread before it can be sampled. unw_backtrace's
+// first call on a thread allocates its per-thread trace cache; after that it neither
+// allocates nor makes system calls.
+inline void prepare_libunwind_for_this_thread() noexcept {
+  void* warm[4];
+  unw_backtrace(warm, 4);
 }
 
-// ASYNC-SIGNAL-SAFE (libunwind's local unwinder with per-thread caching). frames[k] is the
-// canonical frame address of frame k, comparable with a span's anchor as above.
-inline captured_stack unwind_libunwind(ucontext_t& uc, std::uintptr_t* pcs, std::uintptr_t* frames,
+// ASYNC-SIGNAL-SAFE once the thread was prepared (above). Why unw_backtrace and not an
+// unw_step loop from the ucontext: Debian's libunwind 1.6 ignores UNW_CACHE_PER_THREAD and takes
+// its global cache lock in every unw_step, two rt_sigprocmask system calls per frame (~25 us
+// for 50 frames here, gperftools' cost); unw_backtrace's trace cache makes none. It walks from
+// the handler, through the signal frame, so we skip up to the interrupted pc. It gives no frame
+// addresses: frames[] is zeroed and the span anchor stays unknown (gap filling falls back to
+// the call site, gapfill.md §2.3).
+inline captured_stack unwind_libunwind(const ucontext_t& uc, std::uintptr_t* pcs, std::uintptr_t* frames,
                                        std::size_t max_depth) noexcept {
   captured_stack out;
-  unw_cursor_t cursor;
-  // ucontext_t is libunwind's unw_context_t on x86-64 Linux; SIGNAL_FRAME tells it pcs[0] is
-  // the interrupted instruction itself, not a return address.
-  if (unw_init_local2(&cursor, reinterpret_cast<unw_context_t*>(&uc), UNW_INIT_SIGNAL_FRAME) < 0) {
+  const auto interrupted = static_cast<std::uintptr_t>(uc.uc_mcontext.gregs[REG_RIP]);
+  const int limit = static_cast<int>(max_depth + libunwind_extra_frames);
+  const int n = unw_backtrace(reinterpret_cast<void**>(pcs), limit);
+  int first = 0;
+  while (first < n && pcs[first] != interrupted) ++first;
+  if (first == n) {  // the signal frame was not recognised: keep nothing rather than garbage
     out.truncated = true;
     return out;
   }
-  while (out.depth < max_depth) {
-    unw_word_t ip = 0, cfa = 0;
-    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0) return out;
-    unw_get_reg(&cursor, UNW_X86_64_CFA, &cfa);
-    pcs[out.depth] = static_cast<std::uintptr_t>(ip);
-    frames[out.depth] = static_cast<std::uintptr_t>(cfa);
-    ++out.depth;
-    const int step = unw_step(&cursor);
-    if (step == 0) return out;  // outermost frame
-    if (step < 0) {
-      out.truncated = true;
-      return out;
-    }
+  const std::size_t available = static_cast<std::size_t>(n - first);
+  out.depth = available < max_depth ? available : max_depth;
+  for (std::size_t k = 0; k < out.depth; ++k) {
+    pcs[k] = pcs[static_cast<std::size_t>(first) + k];
+    frames[k] = 0;
   }
-  out.truncated = unw_step(&cursor) > 0;
+  out.truncated = available > max_depth || n == limit;  // cut by us, or by the limit we gave it
   return out;
 }
 #endif
