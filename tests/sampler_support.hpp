@@ -1,0 +1,148 @@
+// Helpers for the sampler tests: samples read back from the Chrome traces written after
+// shutdown(), CPU burning measured in thread CPU time, bounded waits on a condition.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <spanprof/spanprof.hpp>
+
+#include <time.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace spanprof_test {
+
+// TSan defers asynchronous signals to its next interception point and runs the handler with a
+// copy of the context of the moment the signal arrived: stacks and span ids are then stale.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool signals_deferred = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool signals_deferred = true;
+#else
+inline constexpr bool signals_deferred = false;
+#endif
+#else
+inline constexpr bool signals_deferred = false;
+#endif
+
+inline std::int64_t thread_cpu_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+inline std::int64_t monotonic_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Polls `done` until it holds or `limit_ms` of wall time passed (a safety bound, never an
+// assertion on time). Returns whether it held.
+template <class Done>
+bool wait_until(Done&& done, std::int64_t limit_ms = 30'000) {
+  const std::int64_t deadline = monotonic_ns() + limit_ms * 1'000'000;
+  while (!done()) {
+    if (monotonic_ns() > deadline) return false;
+    timespec pause{0, 200'000};  // yield the CPU between checks (2 CPUs here)
+    nanosleep(&pause, nullptr);
+  }
+  return true;
+}
+
+struct sample_event {
+  std::uint64_t tid = 0;
+  double ts_us = 0;
+  std::string span_id;
+  std::uint64_t weight = 1;
+  bool truncated = false;
+  std::vector<std::uintptr_t> stack;  // leaf first
+};
+
+struct span_event {
+  std::string name, span_id;
+  double ts_us = 0, dur_us = 0;
+  bool is_transaction = false;
+};
+
+struct trace_file {
+  std::string transaction;
+  json other;
+  std::uint64_t tid = 0;  // the transaction's thread (from its X events)
+  std::vector<span_event> spans;
+  std::vector<sample_event> samples;
+};
+
+inline std::uintptr_t parse_hex(const std::string& text) { return static_cast<std::uintptr_t>(std::stoull(text, nullptr, 16)); }
+
+inline trace_file read_trace(const std::filesystem::path& file) {
+  const json doc = read_json(file);
+  trace_file out;
+  out.other = doc.at("otherData");
+  out.transaction = out.other.value("transaction", std::string());
+  for (const json& e : doc.at("traceEvents")) {
+    const std::string ph = e.value("ph", std::string());
+    if (ph == "X") {
+      span_event s;
+      s.name = e.at("name").get<std::string>();
+      s.span_id = e.at("args").at("span_id").get<std::string>();
+      s.ts_us = e.at("ts").get<double>();
+      s.dur_us = e.at("dur").get<double>();
+      s.is_transaction = e.value("cat", std::string()) == "transaction";
+      out.tid = e.at("tid").get<std::uint64_t>();
+      out.spans.push_back(s);
+    } else if (ph == "i" && e.value("cat", std::string()) == "spanprof.sample") {
+      sample_event s;
+      s.tid = e.at("tid").get<std::uint64_t>();
+      s.ts_us = e.at("ts").get<double>();
+      const json& a = e.at("args");
+      s.span_id = a.at("span_id").get<std::string>();
+      s.weight = a.at("weight").get<std::uint64_t>();
+      s.truncated = a.value("truncated", false);
+      for (const json& pc : a.at("stack")) s.stack.push_back(parse_hex(pc.get<std::string>()));
+      CHECK(a.at("depth").get<std::size_t>() == s.stack.size());
+      if (!s.stack.empty()) CHECK(parse_hex(a.at("leaf").get<std::string>()) == s.stack.front());
+      out.samples.push_back(s);
+    }
+  }
+  return out;
+}
+
+inline std::vector<trace_file> read_traces(const std::string& dir) {
+  std::vector<trace_file> out;
+  for (const auto& file : files_ending_with(dir, ".trace.json")) out.push_back(read_trace(file));
+  return out;
+}
+
+inline const trace_file& trace_named(const std::vector<trace_file>& traces, const std::string& name) {
+  const trace_file* found = nullptr;
+  int matches = 0;
+  for (const auto& t : traces) {
+    if (t.transaction == name) {
+      found = &t;
+      ++matches;
+    }
+  }
+  INFO("transaction ", name);
+  REQUIRE(matches == 1);
+  return *found;
+}
+
+// A chrome-only configuration sampling at `hz` in `mode`.
+inline spanprof::config sampling_config(const temp_dir& dir, spanprof::sampling_mode mode, unsigned hz = 1000) {
+  spanprof::config cfg = config_for(dir);
+  cfg.formats = spanprof::output_format::chrome_trace;
+  cfg.sampling = true;
+  cfg.mode = mode;
+  cfg.sample_rate_hz = hz;
+  return cfg;
+}
+
+inline std::string mode_name(spanprof::sampling_mode m) { return m == spanprof::sampling_mode::cpu ? "cpu" : "wall"; }
+
+}  // namespace spanprof_test

@@ -1,0 +1,268 @@
+// unwind.hpp: the frame-pointer walk and libunwind, from the ucontext of a real signal that
+// interrupts a chain of noinline functions built with -fno-omit-frame-pointer (meson sets
+// cpp_args and export_dynamic so dladdr names them); garbage frame chains; find_anchor;
+// truncation.
+#include <doctest/doctest.h>
+#include <spanprof/detail/sampler.hpp>
+#include <spanprof/detail/unwind.hpp>
+
+#include <dlfcn.h>
+#include <signal.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+using namespace spanprof::detail;
+
+namespace {
+
+struct captured {
+  std::vector<std::uintptr_t> pcs, frames;
+  captured_stack info;
+};
+
+std::uintptr_t g_frame_of_level2 = 0;  // __builtin_frame_address(0) inside level 2
+
+captured g_fp, g_lu;
+std::size_t g_max_depth = 64;
+stack_bounds g_bounds;
+
+// TSan defers asynchronous signals to its next interception point and hands the handler a copy
+// of an older context: a signal taken inside level 1 is not handled there.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool under_tsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool under_tsan = true;
+#else
+constexpr bool under_tsan = false;
+#endif
+#else
+constexpr bool under_tsan = false;
+#endif
+#define SKIP_UNDER_TSAN()                                                                          \
+  if (under_tsan) {                                                                                \
+    MESSAGE("skipped under TSan: it defers signals, so the handler does not run inside level 1"); \
+    return;                                                                                        \
+  }
+
+// Runs as a signal handler: both unwinders start from the interrupted context, as in sampling.
+void unwind_in_handler(int, siginfo_t*, void* raw) {
+  const auto& uc = *static_cast<ucontext_t*>(raw);
+  g_fp.info = unwind_frame_pointers(uc, g_bounds, g_fp.pcs.data(), g_fp.frames.data(), g_max_depth);
+#if defined(SPANPROF_HAVE_LIBUNWIND)
+  g_lu.info = unwind_libunwind(uc, g_lu.pcs.data(), g_lu.frames.data(), g_max_depth);
+#endif
+}
+
+}  // namespace
+
+extern "C" [[gnu::noinline]] void spanprof_unwind_level1() {
+  g_bounds = current_thread_stack();
+  g_fp.pcs.assign(g_max_depth + 16, 0);
+  g_fp.frames.assign(g_max_depth + 16, 0);
+  g_lu.pcs.assign(g_max_depth + 16, 0);
+  g_lu.frames.assign(g_max_depth + 16, 0);
+#if defined(SPANPROF_HAVE_LIBUNWIND)
+  prepare_libunwind_for_this_thread();
+#endif
+  struct sigaction action {}, previous {};
+  action.sa_sigaction = unwind_in_handler;
+  action.sa_flags = SA_SIGINFO;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGUSR2, &action, &previous);
+  // tgkill issued from this very function (not libc's wrapper), so the signal is delivered on
+  // the syscall's return and the interrupted pc lies inside level 1.
+  long result = 0;
+  asm volatile("syscall"
+               : "=a"(result)
+               : "a"(static_cast<long>(SYS_tgkill)), "D"(static_cast<long>(::getpid())),
+                 "S"(static_cast<long>(::syscall(SYS_gettid))), "d"(static_cast<long>(SIGUSR2))
+               : "rcx", "r11", "memory");
+  (void)result;
+  sigaction(SIGUSR2, &previous, nullptr);
+  asm volatile("" ::: "memory");
+}
+
+extern "C" [[gnu::noinline]] void spanprof_unwind_level2() {
+  g_frame_of_level2 = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+  spanprof_unwind_level1();
+  asm volatile("" ::: "memory");
+}
+
+extern "C" [[gnu::noinline]] void spanprof_unwind_level3() {
+  spanprof_unwind_level2();
+  asm volatile("" ::: "memory");
+}
+
+namespace {
+
+std::string function_of(std::uintptr_t pc) {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(pc), &info) == 0 || info.dli_sname == nullptr) return "?";
+  return info.dli_sname;
+}
+
+// pc lies inside function `fn` (dladdr's nearest symbol is fn, at fn's address).
+bool inside(std::uintptr_t pc, void (*fn)()) {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(pc), &info) == 0) return false;
+  return info.dli_saddr == reinterpret_cast<void*>(fn) && pc > reinterpret_cast<std::uintptr_t>(fn);
+}
+
+void check_caller_chain(const captured& c, const char* unwinder) {
+  INFO(unwinder, ": ", function_of(c.pcs[0]), " <- ", function_of(c.pcs[1]), " <- ", function_of(c.pcs[2]), " <- ",
+       function_of(c.pcs[3]));
+  REQUIRE(c.info.depth >= 4);
+  CHECK(inside(c.pcs[0], spanprof_unwind_level1));  // the interrupted instruction
+  CHECK(inside(c.pcs[1], spanprof_unwind_level2));
+  CHECK(inside(c.pcs[2], spanprof_unwind_level3));
+}
+
+}  // namespace
+
+TEST_CASE("unwind: frame-pointer walk from a signal's ucontext finds the callers") {
+  SKIP_UNDER_TSAN();
+  g_max_depth = 64;
+  spanprof_unwind_level3();
+  check_caller_chain(g_fp, "frame pointers");
+  // Frame addresses grow towards the callers.
+  for (std::size_t k = 1; k < 3; ++k) CHECK(g_fp.frames[k] > g_fp.frames[k - 1]);
+  // frames[k] is the rbp of the function running pcs[k]: level 2's is the one it saw itself.
+  CHECK(g_fp.frames[1] == g_frame_of_level2);
+  CHECK(find_anchor(g_fp.frames.data(), g_fp.info.depth, g_frame_of_level2) == 1);
+}
+
+#if defined(SPANPROF_HAVE_LIBUNWIND)
+TEST_CASE("unwind: libunwind from the same signal gives the same caller chain") {
+  SKIP_UNDER_TSAN();
+  g_max_depth = 64;
+  spanprof_unwind_level3();
+  check_caller_chain(g_lu, "libunwind");
+  // It skips the handler and __restore_rt: the leaf is the interrupted pc, then the very same
+  // return addresses as the frame-pointer walk.
+  for (std::size_t k = 0; k < 3; ++k) {
+    CAPTURE(k);
+    CHECK(g_lu.pcs[k] == g_fp.pcs[k]);
+  }
+  // DWARF reaches the outermost frame (libc and the test's main have no frame pointers, so the
+  // frame-pointer walk may stop earlier).
+  CHECK(g_lu.info.depth >= g_fp.info.depth);
+}
+#endif
+
+TEST_CASE("unwind: max depth truncates and flags it") {
+  SKIP_UNDER_TSAN();
+  g_max_depth = 2;
+  spanprof_unwind_level3();
+  CHECK(g_fp.info.depth == 2);
+  CHECK(g_fp.info.truncated);
+  CHECK(inside(g_fp.pcs[1], spanprof_unwind_level2));
+#if defined(SPANPROF_HAVE_LIBUNWIND)
+  CHECK(g_lu.info.depth == 2);
+  CHECK(g_lu.info.truncated);
+  CHECK(g_lu.pcs[0] == g_fp.pcs[0]);
+#endif
+  g_max_depth = 64;
+}
+
+namespace {
+
+// A fake stack: frames at word indexes, each [saved rbp][return address].
+struct fake_stack {
+  alignas(16) std::uintptr_t words[64] = {};
+  stack_bounds bounds() const {
+    return {reinterpret_cast<std::uintptr_t>(&words[0]), reinterpret_cast<std::uintptr_t>(&words[64])};
+  }
+  std::uintptr_t at(int i) const { return reinterpret_cast<std::uintptr_t>(&words[i]); }
+};
+
+captured_stack walk(std::uintptr_t rip, std::uintptr_t rbp, stack_bounds bounds, std::vector<std::uintptr_t>& pcs,
+                    std::size_t max_depth = 16) {
+  ucontext_t uc{};
+  uc.uc_mcontext.gregs[REG_RIP] = static_cast<greg_t>(rip);
+  uc.uc_mcontext.gregs[REG_RBP] = static_cast<greg_t>(rbp);
+  pcs.assign(max_depth, 0);
+  std::vector<std::uintptr_t> frames(max_depth, 0);
+  return unwind_frame_pointers(uc, bounds, pcs.data(), frames.data(), max_depth);
+}
+
+}  // namespace
+
+TEST_CASE("unwind: a well-formed fake chain is walked to its end (return address 0)") {
+  fake_stack s;
+  s.words[4] = s.at(10), s.words[5] = 0x1001;
+  s.words[10] = s.at(20), s.words[11] = 0x1002;
+  s.words[20] = 0, s.words[21] = 0;  // outermost
+  std::vector<std::uintptr_t> pcs;
+  const captured_stack c = walk(0x1000, s.at(4), s.bounds(), pcs);
+  CHECK(c.depth == 3);
+  CHECK_FALSE(c.truncated);
+  CHECK(pcs[0] == 0x1000);
+  CHECK(pcs[1] == 0x1001);
+  CHECK(pcs[2] == 0x1002);
+  const captured_stack cut = walk(0x1000, s.at(4), s.bounds(), pcs, 2);
+  CHECK(cut.depth == 2);
+  CHECK(cut.truncated);
+}
+
+TEST_CASE("unwind: garbage rbp stops the walk safely") {
+  fake_stack s;
+  std::vector<std::uintptr_t> pcs;
+  SUBCASE("rbp 0") {
+    const captured_stack c = walk(0x1000, 0, s.bounds(), pcs);
+    CHECK(c.depth == 1);
+    CHECK(pcs[0] == 0x1000);
+  }
+  SUBCASE("unaligned rbp") {
+    const captured_stack c = walk(0x1000, s.at(4) + 3, s.bounds(), pcs);
+    CHECK(c.depth == 1);
+  }
+  SUBCASE("rbp outside the stack (an unmapped address would fault if read)") {
+    CHECK(walk(0x1000, 0x10, s.bounds(), pcs).depth == 1);
+    CHECK(walk(0x1000, s.at(64), s.bounds(), pcs).depth == 1);    // one past the end
+    CHECK(walk(0x1000, s.at(63), s.bounds(), pcs).depth == 1);    // frame straddles the end
+    CHECK(walk(0x1000, ~std::uintptr_t{7}, s.bounds(), pcs).depth == 1);  // address + 16 overflows
+  }
+  SUBCASE("a chain that goes down instead of up stops, keeping the trusted return address") {
+    s.words[10] = s.at(2), s.words[11] = 0x2001;
+    const captured_stack c = walk(0x1000, s.at(10), s.bounds(), pcs);
+    CHECK(c.depth == 2);
+    CHECK(pcs[1] == 0x2001);
+    CHECK(c.truncated);
+  }
+  SUBCASE("a chain pointing at itself stops") {
+    s.words[10] = s.at(10), s.words[11] = 0x2001;
+    const captured_stack c = walk(0x1000, s.at(10), s.bounds(), pcs);
+    CHECK(c.depth == 2);
+    CHECK(c.truncated);
+  }
+  SUBCASE("a chain leaving the stack midway stops there") {
+    s.words[10] = 0xdead0000, s.words[11] = 0x2001;
+    const captured_stack c = walk(0x1000, s.at(10), s.bounds(), pcs);
+    CHECK(c.depth == 2);
+    CHECK(pcs[1] == 0x2001);
+  }
+  SUBCASE("max depth 0 writes nothing") {
+    std::uintptr_t pc = 0, fp = 0;
+    ucontext_t uc{};
+    CHECK(unwind_frame_pointers(uc, s.bounds(), &pc, &fp, 0).depth == 0);
+  }
+}
+
+TEST_CASE("unwind: find_anchor picks the first frame at or above the span's frame address") {
+  const std::uintptr_t frames[] = {100, 200, 300, 400};
+  CHECK(find_anchor(frames, 4, 0) == anchor_unknown);  // no span frame
+  CHECK(find_anchor(frames, 4, 50) == 0);
+  CHECK(find_anchor(frames, 4, 100) == 0);
+  CHECK(find_anchor(frames, 4, 101) == 1);
+  CHECK(find_anchor(frames, 4, 300) == 2);
+  CHECK(find_anchor(frames, 4, 400) == 3);
+  CHECK(find_anchor(frames, 4, 401) == anchor_unknown);  // never reached (truncated stack)
+  CHECK(find_anchor(frames, 2, 300) == anchor_unknown);
+}
