@@ -82,6 +82,9 @@ struct runtime {
   void forget_parent_after_fork(execution_context* forking_thread) noexcept {
     running = false;
     accepting.store(false, std::memory_order_relaxed);
+    sampling.store(false, std::memory_order_relaxed);
+    sampling_cpu.store(false, std::memory_order_relaxed);
+    stack_sampler.forget_parent_after_fork();
     new (&collector_thread) std::thread();
     new (&lifecycle_mutex) std::mutex();
     new (&registry_mutex) std::mutex();

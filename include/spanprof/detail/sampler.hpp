@@ -227,6 +227,14 @@ class sampler {
 
   [[nodiscard]] bool active() const noexcept { return active_.load(std::memory_order_acquire); }
 
+  // In a child of fork(): only the forking thread exists. The ticker is gone and the mutex may
+  // have been held by a parent thread (so may the thread list: it is not touched here).
+  void forget_parent_after_fork() noexcept {
+    active_.store(false, std::memory_order_relaxed);
+    new (&ticker_) std::thread();
+    new (&mutex_) std::mutex();
+  }
+
   // Registers the calling thread: stack bounds, ring, scratch space, CPU timer. Called at its
   // first transaction, never from the handler. Returns nullptr on allocation failure.
   thread_sampler* register_current_thread(active_state* initial_context, int thread_id) noexcept {

@@ -48,6 +48,10 @@ inline captured_stack unwind_frame_pointers(const ucontext_t& uc, stack_bounds b
 #if defined(__x86_64__)
   std::uintptr_t pc = static_cast<std::uintptr_t>(uc.uc_mcontext.gregs[REG_RIP]);
   std::uintptr_t fp = static_cast<std::uintptr_t>(uc.uc_mcontext.gregs[REG_RBP]);
+  // Every live frame lies above the interrupted stack pointer. The main thread's reported
+  // bounds span its whole rlimit, mostly unmapped: a garbage rbp there would fault.
+  const auto sp = static_cast<std::uintptr_t>(uc.uc_mcontext.gregs[REG_RSP]);
+  if (sp > bounds.lowest && sp < bounds.highest) bounds.lowest = sp;
 #else
   std::uintptr_t pc = 0, fp = 0;
 #endif
