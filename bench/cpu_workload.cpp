@@ -6,7 +6,7 @@
 // once by the driver), so a profiler's cost shows as more time for the same work.
 //
 //   cpu_workload run --profiler=none|spans|spanprof [--mode=wall|cpu] [--hz=101]
-//                    [--unwinder=fp|libunwind] [--units=16] [--iters=N] [--threads=2]
+//                    [--unwinder=fp|dwarf] [--units=16] [--iters=N] [--threads=2]
 //       One run; prints "result wall_ns=… cpu_ns=… spanprof_threads_cpu_ns=… samples=…". wall_ns is the wall
 //       time from starting the threads to joining them; cpu_ns the process CPU time over the same
 //       interval (every thread: the workers, spanprof's collector and ticker, gperftools' handler).
@@ -329,8 +329,8 @@ int compare(int argc, char** argv) {
     configs.push_back({"spanprof wall " + std::to_string(hz) + " fp", {"--profiler=spanprof", "--mode=wall", h, "--unwinder=fp"}, false, hz});
     configs.push_back({"spanprof cpu  " + std::to_string(hz) + " fp", {"--profiler=spanprof", "--mode=cpu", h, "--unwinder=fp"}, false, hz});
     if (!quick) {
-      configs.push_back({"spanprof wall " + std::to_string(hz) + " libunwind",
-                         {"--profiler=spanprof", "--mode=wall", h, "--unwinder=libunwind"}, false, hz});
+      configs.push_back({"spanprof wall " + std::to_string(hz) + " dwarf",
+                         {"--profiler=spanprof", "--mode=wall", h, "--unwinder=dwarf"}, false, hz});
     }
     if (have_gperftools) configs.push_back({"gperftools " + std::to_string(hz), {"--profiler=none"}, true, hz});
   }
@@ -426,7 +426,7 @@ int main(int argc, char** argv) {
                                                                           : spanprof::sampling_mode::wall;
     o.hz = static_cast<unsigned>(std::atoi(flag_value(argc, argv, "--hz").value_or("101").c_str()));
     const std::string unwinder = flag_value(argc, argv, "--unwinder").value_or("fp");
-    o.unwinder = unwinder == "libunwind" ? spanprof::unwinder::libunwind
+    o.unwinder = unwinder == "dwarf" ? spanprof::unwinder::dwarf
                  : unwinder == "auto"    ? spanprof::unwinder::automatic
                                          : spanprof::unwinder::frame_pointers;
     o.units = std::atoi(flag_value(argc, argv, "--units").value_or("16").c_str());
@@ -441,7 +441,7 @@ int main(int argc, char** argv) {
   if (command == "compare") return compare(argc, argv);
   std::fprintf(stderr,
                "usage: cpu_workload run --profiler=none|spans|spanprof [--mode=wall|cpu] [--hz=101] "
-               "[--unwinder=fp|libunwind|auto] [--units=16] --iters=N [--threads=2]\n"
+               "[--unwinder=fp|dwarf|auto] [--units=16] --iters=N [--threads=2]\n"
                "       cpu_workload calibrate\n"
                "       cpu_workload compare [--reps=7] [--units=16] [--quick]\n");
   return 2;

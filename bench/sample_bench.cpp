@@ -8,7 +8,11 @@
 //                        sigaction around the case): syscall + signal delivery + rt_sigreturn
 //   sample_fp/D          the same round trip with spanprof's handler: frame-pointer unwind,
 //                        anchor search, ring push (spanprof::config::stack_unwinder = fp)
-//   sample_libunwind/D   the same with stack_unwinder = libunwind
+//   sample_dwarf/D       the same with stack_unwinder = dwarf: the handler copies registers and
+//                        the stack (from sp to the stack's top, at most 16 KiB) into the ring
+//   unwind_dwarf/D       NOT in the handler: the collector's share of a dwarf sample, i.e.
+//                        unwinding one such copy with libdw (taken once at depth D, unwound
+//                        repeatedly), so a dwarf sample's whole cost is sample_dwarf + this
 // Each case runs inside an open transaction (spanprof::init, wall mode), at the bottom of a
 // recursion of D noinline frames (D = 10, 50), so the unwinders walk real frame chains: this
 // file is built with -fno-omit-frame-pointer. The wall-mode ticker runs at 1 Hz, so almost
@@ -28,7 +32,7 @@
 // Unless given: --benchmark_repetitions=15 --benchmark_min_time=0.1
 // --benchmark_enable_random_interleaving=true. ~20 s in all. --no-drop-check skips part 2.
 // Syscall check (bench/sample_syscalls.sh runs it under strace -f -c):
-//   sample_bench --syscalls=bare|fp|libunwind [--count=N] [--depth=D]
+//   sample_bench --syscalls=bare|fp|dwarf [--count=N] [--depth=D]
 // only does N round trips at depth D with that handler and exits.
 //
 // HOW TO READ IT
@@ -38,6 +42,7 @@
 // the handler itself adds per sample; it is only meaningful next to the ratio.
 // Under a sanitizer the program runs every case briefly (a smoke test): its ratios mean nothing.
 #include <spanprof/spanprof.hpp>
+#include <spanprof/detail/unwind_dwarf.hpp>
 
 #include <benchmark/benchmark.h>
 #include <signal.h>
@@ -204,13 +209,72 @@ void run_case(benchmark::State& state, std::optional<spanprof::unwinder> unwinde
 
 void roundtrip_bare(benchmark::State& state) { run_case(state, std::nullopt); }
 void sample_fp(benchmark::State& state) { run_case(state, spanprof::unwinder::frame_pointers); }
-void sample_libunwind(benchmark::State& state) { run_case(state, spanprof::unwinder::libunwind); }
+void sample_dwarf(benchmark::State& state) { run_case(state, spanprof::unwinder::dwarf); }
 
 BENCHMARK(roundtrip_bare)->Arg(10)->Arg(50);
 BENCHMARK(sample_fp)->Arg(10)->Arg(50);
-#if defined(SPANPROF_HAVE_LIBUNWIND)
-BENCHMARK(sample_libunwind)->Arg(10)->Arg(50);
-#endif
+BENCHMARK(sample_dwarf)->Arg(10)->Arg(50);
+
+// ---- the collector's share of a dwarf sample --------------------------------------------------
+
+spanprof::detail::sample_ring* g_copy_ring = nullptr;
+spanprof::detail::stack_bounds g_copy_bounds;
+
+void copy_handler(int, siginfo_t*, void* raw_context) {
+  namespace d = spanprof::detail;
+  std::uintptr_t prefix[d::raw_stack_layout::prefix_words];
+  const std::uintptr_t* stack_words = nullptr;
+  std::size_t stack_word_count = 0;
+  d::capture_raw_stack(*static_cast<ucontext_t*>(raw_context), g_copy_bounds, 0, 16 * 1024, prefix, stack_words,
+                       stack_word_count);
+  d::sample_record header{};
+  header.tid = 1;
+  header.flags = d::sample_flag_raw_stack;
+  (void)g_copy_ring->try_push_parts(header, prefix, d::raw_stack_layout::prefix_words, stack_words, stack_word_count);
+}
+
+void copy_leaf(void*) { send_self_sigprof(::getpid(), static_cast<pid_t>(::syscall(SYS_gettid))); }
+
+// One raw-stack record taken at depth D by a real signal (spanprof's handler swapped out for
+// copy_handler while it is taken).
+std::vector<std::uintptr_t> take_raw_record(int depth) {
+  spanprof::detail::sample_ring ring(256 * 1024);
+  g_copy_ring = &ring;
+  g_copy_bounds = spanprof::detail::current_thread_stack();
+  struct sigaction action {}, saved {};
+  action.sa_sigaction = copy_handler;
+  action.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGPROF, &action, &saved);
+  descend(depth, copy_leaf, nullptr);
+  sigaction(SIGPROF, &saved, nullptr);
+  std::vector<std::uintptr_t> record;
+  ring.drain([&](const spanprof::detail::sample_record& r) {
+    const auto* bytes = reinterpret_cast<const std::uintptr_t*>(&r);
+    record.assign(bytes, bytes + r.size_bytes / sizeof(std::uintptr_t));
+  });
+  g_copy_ring = nullptr;
+  return record;
+}
+
+void unwind_dwarf(benchmark::State& state) {
+  const std::vector<std::uintptr_t> record = take_raw_record(static_cast<int>(state.range(0)));
+  if (record.empty()) {
+    state.SkipWithError("no raw-stack record was taken");
+    return;
+  }
+  const auto& r = *reinterpret_cast<const spanprof::detail::sample_record*>(record.data());
+  spanprof::detail::dwarf_unwinder unwinder;
+  unwinder.note_batch_start();
+  std::vector<std::uintptr_t> pcs(256), frames(256);
+  std::size_t depth = 0;
+  for (auto _ : state) {
+    depth = unwinder.unwind(r, pcs.data(), frames.data(), pcs.size()).depth;
+    benchmark::DoNotOptimize(depth);
+  }
+  state.counters["frames"] = static_cast<double>(depth);
+}
+BENCHMARK(unwind_dwarf)->Arg(10)->Arg(50);
 
 // ---- how deep the unwinders see (not timed) --------------------------------------------------
 
@@ -219,28 +283,18 @@ std::uintptr_t g_probe_pcs[probe_max];
 std::uintptr_t g_probe_frames[probe_max];
 spanprof::detail::stack_bounds g_probe_bounds;
 volatile sig_atomic_t g_probe_fp_depth = 0, g_probe_fp_truncated = 0;
-volatile sig_atomic_t g_probe_lu_depth = 0, g_probe_lu_truncated = 0;
 
 void probe_handler(int, siginfo_t*, void* raw_context) {
   auto& uc = *static_cast<ucontext_t*>(raw_context);
   const auto fp = spanprof::detail::unwind_frame_pointers(uc, g_probe_bounds, g_probe_pcs, g_probe_frames, probe_max);
   g_probe_fp_depth = static_cast<sig_atomic_t>(fp.depth);
   g_probe_fp_truncated = fp.truncated ? 1 : 0;
-#if defined(SPANPROF_HAVE_LIBUNWIND)
-  const auto lu = spanprof::detail::unwind_libunwind(uc, g_probe_pcs, g_probe_frames,
-                                                     probe_max - spanprof::detail::libunwind_extra_frames);
-  g_probe_lu_depth = static_cast<sig_atomic_t>(lu.depth);
-  g_probe_lu_truncated = lu.truncated ? 1 : 0;
-#endif
 }
 
 void probe_leaf(void*) { send_self_sigprof(::getpid(), static_cast<pid_t>(::syscall(SYS_gettid))); }
 
 void print_probe() {
   g_probe_bounds = spanprof::detail::current_thread_stack();
-#if defined(SPANPROF_HAVE_LIBUNWIND)
-  spanprof::detail::prepare_libunwind_for_this_thread();
-#endif
   struct sigaction action {}, saved {};
   action.sa_sigaction = probe_handler;
   action.sa_flags = SA_SIGINFO | SA_RESTART;
@@ -249,9 +303,19 @@ void print_probe() {
   std::printf("\nframes captured per sample in this binary (whole stack, not just the recursion)\n");
   for (const int depth : {10, 50}) {
     descend(depth, probe_leaf, nullptr);
-    std::printf("  depth %2d: frame pointers %3d%s, libunwind %3d%s\n", depth, static_cast<int>(g_probe_fp_depth),
+    sigaction(SIGPROF, &saved, nullptr);
+    const std::vector<std::uintptr_t> record = take_raw_record(depth);
+    sigaction(SIGPROF, &action, nullptr);
+    spanprof::detail::captured_stack dwarf{};
+    if (!record.empty()) {
+      spanprof::detail::dwarf_unwinder unwinder;
+      unwinder.note_batch_start();
+      dwarf = unwinder.unwind(*reinterpret_cast<const spanprof::detail::sample_record*>(record.data()), g_probe_pcs,
+                              g_probe_frames, probe_max);
+    }
+    std::printf("  depth %2d: frame pointers %3d%s, dwarf %3zu%s\n", depth, static_cast<int>(g_probe_fp_depth),
                 g_probe_fp_truncated != 0 ? " (truncated: chain ends in code without frame pointers)" : "",
-                static_cast<int>(g_probe_lu_depth), g_probe_lu_truncated != 0 ? " (truncated)" : "");
+                dwarf.depth, dwarf.truncated ? " (truncated)" : "");
   }
   sigaction(SIGPROF, &saved, nullptr);
 }
@@ -286,7 +350,7 @@ class ratio_reporter final : public benchmark::ConsoleReporter {
     std::printf("\nratios (same run; medians of %zu repetitions)\n", repetitions);
     std::printf("  %-40s %7s %7s %13s %13s\n", "", "cpu", "real", "extra cpu/ns", "extra real/ns");
     bool within_target = true;
-    for (const char* unwinder : {"sample_fp", "sample_libunwind"}) {
+    for (const char* unwinder : {"sample_fp", "sample_dwarf", "unwind_dwarf"}) {
       for (const char* depth : {"10", "50"}) {
         const std::string top = std::string(unwinder) + "/" + depth;
         const std::string bottom = std::string("roundtrip_bare/") + depth;
@@ -405,9 +469,9 @@ void counted_round_trips(void* raw) {
 int syscalls_mode(const std::string& kind, long count, int depth) {
   std::optional<spanprof::unwinder> unwinder;
   if (kind == "fp") unwinder = spanprof::unwinder::frame_pointers;
-  else if (kind == "libunwind") unwinder = spanprof::unwinder::libunwind;
+  else if (kind == "dwarf") unwinder = spanprof::unwinder::dwarf;
   else if (kind != "bare") {
-    std::fprintf(stderr, "sample_bench: --syscalls=bare|fp|libunwind, not '%s'\n", kind.c_str());
+    std::fprintf(stderr, "sample_bench: --syscalls=bare|fp|dwarf, not '%s'\n", kind.c_str());
     return 2;
   }
   if (!use_session(unwinder.value_or(spanprof::unwinder::frame_pointers))) return 1;

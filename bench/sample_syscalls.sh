@@ -3,7 +3,7 @@
 #
 #   bench/sample_syscalls.sh [build/bench-rel/bench/sample_bench] [round trips]
 #
-# For each handler (bare = an empty SA_SIGINFO handler in place of spanprof's, fp, libunwind)
+# For each handler (bare = an empty SA_SIGINFO handler in place of spanprof's, fp, dwarf)
 # and stack depth (10, 50) it runs
 #   strace -f -c -e trace=all -o OUT sample_bench --syscalls=KIND --count=N --depth=D
 # twice, with N round trips and with 0, and prints (calls(N) - calls(0)) / N for every syscall
@@ -26,7 +26,7 @@ calls() {
 }
 
 printf '%-10s %5s  %s\n' handler depth "syscalls per sample (strace -f -c; only those that grow with samples)"
-for kind in bare fp libunwind; do
+for kind in bare fp dwarf; do
   for depth in 10 50; do
     for n in 0 "$count"; do
       strace -f -c -e trace=all -o "$out/$kind-$depth-$n.txt" \

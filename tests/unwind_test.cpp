@@ -1,10 +1,12 @@
-// unwind.hpp: the frame-pointer walk and libunwind, from the ucontext of a real signal that
+// unwind.hpp and unwind_dwarf.hpp: the frame-pointer walk and the DWARF unwinder (registers
+// and stack copied in the handler, unwound afterwards), from the ucontext of a real signal that
 // interrupts a chain of noinline functions built with -fno-omit-frame-pointer (meson sets
-// cpp_args and export_dynamic so dladdr names them); garbage frame chains; find_anchor;
-// truncation.
+// cpp_args and export_dynamic so dladdr names them), and a chain built without frame pointers
+// (unwind_nofp.cpp); garbage frame chains; find_anchor; truncation.
 #include <doctest/doctest.h>
 #include <spanprof/detail/sampler.hpp>
 #include <spanprof/detail/unwind.hpp>
+#include <spanprof/detail/unwind_dwarf.hpp>
 
 #include <dlfcn.h>
 #include <signal.h>
@@ -17,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "unwind_raise.hpp"
+
 using namespace spanprof::detail;
 
 namespace {
@@ -28,9 +32,10 @@ struct captured {
 
 std::uintptr_t g_frame_of_level2 = 0;  // __builtin_frame_address(0) inside level 2
 
-captured g_fp, g_lu;
+captured g_fp, g_dwarf;
 std::size_t g_max_depth = 64;
 stack_bounds g_bounds;
+sample_ring* g_raw_ring = nullptr;  // the handler's raw-stack copy lands here, as in sampling
 
 // TSan defers asynchronous signals to its next interception point and hands the handler a copy
 // of an older context: a signal taken inside level 1 is not handled there.
@@ -55,37 +60,60 @@ constexpr bool under_tsan = false;
 void unwind_in_handler(int, siginfo_t*, void* raw) {
   const auto& uc = *static_cast<ucontext_t*>(raw);
   g_fp.info = unwind_frame_pointers(uc, g_bounds, g_fp.pcs.data(), g_fp.frames.data(), g_max_depth);
-#if defined(SPANPROF_HAVE_LIBUNWIND)
-  g_lu.info = unwind_libunwind(uc, g_lu.pcs.data(), g_lu.frames.data(), g_max_depth);
-#endif
+  if (g_raw_ring == nullptr) return;
+  std::uintptr_t prefix[raw_stack_layout::prefix_words];
+  const std::uintptr_t* stack_words = nullptr;
+  std::size_t stack_word_count = 0;
+  capture_raw_stack(uc, g_bounds, 0, 16 * 1024, prefix, stack_words, stack_word_count);
+  sample_record header{};
+  header.tid = 1;
+  header.flags = sample_flag_raw_stack;
+  (void)g_raw_ring->try_push_parts(header, prefix, raw_stack_layout::prefix_words, stack_words, stack_word_count);
+}
+
+// Outside the handler, as the collector does: unwind what the handler copied.
+void unwind_raw_copy() {
+  dwarf_unwinder unwinder;
+  unwinder.note_batch_start();
+  std::size_t records = 0;
+  g_raw_ring->drain([&](const sample_record& r) {
+    g_dwarf.info = unwinder.unwind(r, g_dwarf.pcs.data(), g_dwarf.frames.data(), g_max_depth);
+    ++records;
+  });
+  REQUIRE(records == 1);
 }
 
 }  // namespace
 
-extern "C" [[gnu::noinline]] void spanprof_unwind_level1() {
+// unwind_nofp.cpp, built with -fomit-frame-pointer: the same chain with rbp a general register.
+extern "C" void spanprof_nofp_level1();
+extern "C" void spanprof_nofp_level2();
+extern "C" void spanprof_nofp_level3();
+
+namespace {
+struct sigaction g_previous_usr2 {};
+}  // namespace
+
+// Installs the test handler; the caller then raises SIGUSR2 itself (raise_sigusr2_here).
+extern "C" [[gnu::noinline]] void spanprof_unwind_arm() {
   g_bounds = current_thread_stack();
   g_fp.pcs.assign(g_max_depth + 16, 0);
   g_fp.frames.assign(g_max_depth + 16, 0);
-  g_lu.pcs.assign(g_max_depth + 16, 0);
-  g_lu.frames.assign(g_max_depth + 16, 0);
-#if defined(SPANPROF_HAVE_LIBUNWIND)
-  prepare_libunwind_for_this_thread();
-#endif
-  struct sigaction action {}, previous {};
+  g_dwarf.pcs.assign(g_max_depth + 16, 0);
+  g_dwarf.frames.assign(g_max_depth + 16, 0);
+  struct sigaction action {};
   action.sa_sigaction = unwind_in_handler;
   action.sa_flags = SA_SIGINFO;
   sigemptyset(&action.sa_mask);
-  sigaction(SIGUSR2, &action, &previous);
-  // tgkill issued from this very function (not libc's wrapper), so the signal is delivered on
-  // the syscall's return and the interrupted pc lies inside level 1.
-  long result = 0;
-  asm volatile("syscall"
-               : "=a"(result)
-               : "a"(static_cast<long>(SYS_tgkill)), "D"(static_cast<long>(::getpid())),
-                 "S"(static_cast<long>(::syscall(SYS_gettid))), "d"(static_cast<long>(SIGUSR2))
-               : "rcx", "r11", "memory");
-  (void)result;
-  sigaction(SIGUSR2, &previous, nullptr);
+  sigaction(SIGUSR2, &action, &g_previous_usr2);
+}
+
+extern "C" [[gnu::noinline]] void spanprof_unwind_disarm() { sigaction(SIGUSR2, &g_previous_usr2, nullptr); }
+
+extern "C" [[gnu::noinline]] void spanprof_unwind_level1() {
+  spanprof_unwind_arm();
+  SPANPROF_TEST_RAISE_SIGUSR2_HERE();
+  spanprof_unwind_disarm();
   asm volatile("" ::: "memory");
 }
 
@@ -138,23 +166,73 @@ TEST_CASE("unwind: frame-pointer walk from a signal's ucontext finds the callers
   CHECK(find_anchor(g_fp.frames.data(), g_fp.info.depth, g_frame_of_level2) == 1);
 }
 
-#if defined(SPANPROF_HAVE_LIBUNWIND)
-TEST_CASE("unwind: libunwind from the same signal gives the same caller chain") {
+TEST_CASE("unwind: the DWARF unwinder, from the same signal's copy, gives the same caller chain") {
   SKIP_UNDER_TSAN();
   g_max_depth = 64;
+  sample_ring ring(256 * 1024);
+  g_raw_ring = &ring;
   spanprof_unwind_level3();
-  check_caller_chain(g_lu, "libunwind");
-  // It skips the handler and __restore_rt: the leaf is the interrupted pc, then the very same
-  // return addresses as the frame-pointer walk.
+  unwind_raw_copy();
+  check_caller_chain(g_dwarf, "dwarf");
+  // The leaf is the interrupted pc, then the very same return addresses as the frame-pointer
+  // walk: neither the handler nor __restore_rt appears.
   for (std::size_t k = 0; k < 3; ++k) {
     CAPTURE(k);
-    CHECK(g_lu.pcs[k] == g_fp.pcs[k]);
+    CHECK(g_dwarf.pcs[k] == g_fp.pcs[k]);
   }
+  // Its frame addresses (CFA − 16) equal the rbp values of frames that keep a frame pointer,
+  // so a span's anchor is found the same way.
+  CHECK(g_dwarf.frames[1] == g_frame_of_level2);
+  CHECK(find_anchor(g_dwarf.frames.data(), g_dwarf.info.depth, g_frame_of_level2) == 1);
   // DWARF reaches the outermost frame (libc and the test's main have no frame pointers, so the
-  // frame-pointer walk may stop earlier).
-  CHECK(g_lu.info.depth >= g_fp.info.depth);
+  // frame-pointer walk may stop earlier), and says it did.
+  CHECK(g_dwarf.info.depth >= g_fp.info.depth);
+  CHECK_FALSE(g_dwarf.info.truncated);
+  g_raw_ring = nullptr;
 }
-#endif
+
+TEST_CASE("unwind: the DWARF unwinder walks code built without frame pointers") {
+  SKIP_UNDER_TSAN();
+  g_max_depth = 64;
+  sample_ring ring(256 * 1024);
+  g_raw_ring = &ring;
+  spanprof_nofp_level3();
+  unwind_raw_copy();
+  INFO("dwarf: ", function_of(g_dwarf.pcs[0]), " <- ", function_of(g_dwarf.pcs[1]), " <- ",
+       function_of(g_dwarf.pcs[2]), " <- ", function_of(g_dwarf.pcs[3]));
+  REQUIRE(g_dwarf.info.depth >= 4);
+  CHECK(inside(g_dwarf.pcs[0], spanprof_nofp_level1));
+  CHECK(inside(g_dwarf.pcs[1], spanprof_nofp_level2));
+  CHECK(inside(g_dwarf.pcs[2], spanprof_nofp_level3));
+  g_raw_ring = nullptr;
+}
+
+TEST_CASE("unwind: a stack copy cut short truncates the DWARF walk and says so") {
+  SKIP_UNDER_TSAN();
+  g_max_depth = 64;
+  sample_ring ring(256 * 1024);
+  g_raw_ring = &ring;
+  spanprof_unwind_level3();
+  // Re-push the record with only the first 8 stack words: the walk must stop where the copy
+  // ends, flagged, instead of reading beyond it.
+  std::vector<std::uintptr_t> payload;
+  ring.drain([&](const sample_record& r) { payload.assign(r.pcs(), r.pcs() + r.depth); });
+  REQUIRE(payload.size() > raw_stack_layout::prefix_words + 8);
+  sample_record header{};
+  header.tid = 1;
+  header.flags = sample_flag_raw_stack;
+  REQUIRE(ring.try_push_parts(header, payload.data(), payload.size(), nullptr, 0));
+  unwind_raw_copy();
+  const std::size_t full_depth = g_dwarf.info.depth;
+  CHECK_FALSE(g_dwarf.info.truncated);
+  REQUIRE(ring.try_push_parts(header, payload.data(), raw_stack_layout::prefix_words + 8, nullptr, 0));
+  unwind_raw_copy();
+  CHECK(g_dwarf.info.truncated);
+  CHECK(g_dwarf.info.depth >= 1);
+  CHECK(g_dwarf.info.depth < full_depth);
+  CHECK(g_dwarf.pcs[0] == g_fp.pcs[0]);
+  g_raw_ring = nullptr;
+}
 
 TEST_CASE("unwind: max depth truncates and flags it") {
   SKIP_UNDER_TSAN();
@@ -163,11 +241,14 @@ TEST_CASE("unwind: max depth truncates and flags it") {
   CHECK(g_fp.info.depth == 2);
   CHECK(g_fp.info.truncated);
   CHECK(inside(g_fp.pcs[1], spanprof_unwind_level2));
-#if defined(SPANPROF_HAVE_LIBUNWIND)
-  CHECK(g_lu.info.depth == 2);
-  CHECK(g_lu.info.truncated);
-  CHECK(g_lu.pcs[0] == g_fp.pcs[0]);
-#endif
+  sample_ring ring(256 * 1024);
+  g_raw_ring = &ring;
+  spanprof_unwind_level3();
+  unwind_raw_copy();
+  CHECK(g_dwarf.info.depth == 2);
+  CHECK(g_dwarf.info.truncated);
+  CHECK(g_dwarf.pcs[0] == g_fp.pcs[0]);
+  g_raw_ring = nullptr;
   g_max_depth = 64;
 }
 

@@ -14,6 +14,7 @@
 #include "output.hpp"
 #include "context.hpp"
 #include "runtime.hpp"
+#include "unwind_dwarf.hpp"
 #include "writers/chrome_trace.hpp"
 #include "writers/sentry_transaction.hpp"
 
@@ -64,6 +65,7 @@ class collector {
   // queue, a drain has everything it needs. NOT ASYNC-SIGNAL-SAFE.
   void drain_samples() noexcept {
     try {
+      dwarf_unwinder_.note_batch_start();
       rt_.stack_sampler.drain([this](const sample_record& r) {
         bucket& b = buckets_[r.txn_id];
         b.last_ticks = r.t_ticks;
@@ -78,14 +80,37 @@ class collector {
         s.weight = r.weight;
         s.anchor_idx = r.anchor_idx;
         s.flags = r.flags;
-        s.pcs.assign(r.pcs(), r.pcs() + r.depth);
-        if ((r.flags & sample_flag_truncated) != 0) ++b.sampled.truncated;
+        if ((r.flags & sample_flag_raw_stack) != 0) {
+          unwind_raw_stack(r, s);
+        } else {
+          s.pcs.assign(r.pcs(), r.pcs() + r.depth);
+        }
+        if ((s.flags & sample_flag_truncated) != 0) ++b.sampled.truncated;
         b.sampled.samples.push_back(std::move(s));
       });
     } catch (...) {
       // Out of memory while copying: the samples left in the rings are retried next time.
     }
     discard_orphans(/*all=*/false);
+  }
+
+  // The DWARF unwinder's records carry registers and a stack copy: walk them now, while the
+  // modules they ran in are most likely still loaded.
+  void unwind_raw_stack(const sample_record& r, collected_sample& s) {
+    const std::size_t max_depth = rt_.cfg.max_stack_depth;
+    if (unwind_pcs_.size() < max_depth) {
+      unwind_pcs_.resize(max_depth);
+      unwind_frames_.resize(max_depth);
+    }
+    const captured_stack stack = dwarf_unwinder_.unwind(r, unwind_pcs_.data(), unwind_frames_.data(), max_depth);
+    const std::uintptr_t anchor_fp = r.pcs()[raw_stack_layout::anchor_index];
+    s.anchor_idx = find_anchor(unwind_frames_.data(), stack.depth, anchor_fp);
+    s.pcs.assign(unwind_pcs_.data(), unwind_pcs_.data() + stack.depth);
+    s.flags = static_cast<std::uint8_t>(s.flags & ~sample_flag_raw_stack);
+    if (stack.truncated) {
+      s.flags |= sample_flag_truncated;
+      g_handler_counters.truncated.fetch_add(1, std::memory_order_relaxed);
+    }
   }
 
   void discard_orphans(bool all) noexcept {
@@ -223,6 +248,8 @@ class collector {
 
   runtime& rt_;
   process_info process_;
+  dwarf_unwinder dwarf_unwinder_;
+  std::vector<std::uintptr_t> unwind_pcs_, unwind_frames_;
   std::unordered_map<std::uint64_t, bucket> buckets_;  // samples by transaction id
   std::int64_t last_orphan_scan_ticks_ = 0;
   output_folder folder_;

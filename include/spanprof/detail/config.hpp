@@ -33,8 +33,10 @@ constexpr bool has_format(output_format set, output_format f) noexcept {
 enum class sampling_mode { wall, cpu };
 
 // How the sampler walks stacks. `automatic`: frame pointers when this code was built with them
-// (Meson option frame_pointers, which defines SPANPROF_FRAME_POINTERS), libunwind otherwise.
-enum class unwinder { automatic, frame_pointers, libunwind };
+// (Meson option frame_pointers, which defines SPANPROF_FRAME_POINTERS), dwarf otherwise.
+// `dwarf` works without frame pointers: the handler copies registers and the top of the stack,
+// the collector unwinds the copy with DWARF CFI (elfutils libdw).
+enum class unwinder { automatic, frame_pointers, dwarf };
 
 enum class error_kind {
   invalid_config,      // a Config field or environment variable is out of range; default kept
@@ -60,6 +62,9 @@ struct config {
   unwinder stack_unwinder = unwinder::automatic;
   std::size_t max_stack_depth = 128;             // deeper stacks are cut and flagged truncated
   std::size_t ring_capacity_bytes = 256 * 1024;  // per thread; full ⇒ samples dropped and counted
+  // dwarf unwinder: bytes of stack copied per sample, from the interrupted sp upwards. Frames
+  // beyond it are cut (flagged truncated); 16 KiB holds ~100 typical C++ frames.
+  std::size_t stack_copy_bytes = 16 * 1024;
   // If the program already has a SIGPROF handler, sampling stays off and init() reports it,
   // unless this is true: then spanprof samples and calls that handler after its own.
   bool chain_sigprof = false;
@@ -160,8 +165,8 @@ inline config config::from_environment(config base, std::vector<std::string>* pr
     const std::string_view name = v;
     if (name == "auto") base.stack_unwinder = unwinder::automatic;
     else if (name == "fp" || name == "frame_pointers") base.stack_unwinder = unwinder::frame_pointers;
-    else if (name == "libunwind") base.stack_unwinder = unwinder::libunwind;
-    else complain("SPANPROF_UNWINDER", v, "auto, fp or libunwind");
+    else if (name == "dwarf") base.stack_unwinder = unwinder::dwarf;
+    else complain("SPANPROF_UNWINDER", v, "auto, fp or dwarf");
   }
   if (const char* v = std::getenv("SPANPROF_MAX_STACK_DEPTH")) {
     if (!detail::parse_number(v, 1.0, 1024.0, base.max_stack_depth)) complain("SPANPROF_MAX_STACK_DEPTH", v, "1..1024");

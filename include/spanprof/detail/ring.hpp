@@ -23,11 +23,15 @@ enum class record_kind : std::uint16_t { padding = 0, sample = 1 };
 enum sample_flags : std::uint8_t {
   sample_flag_in_switch = 1u << 0,  // a fiber switch was in progress (gapfill.md §1)
   sample_flag_truncated = 1u << 1,  // the unwinder stopped before the outermost frame
+  // The payload is registers + a copy of the stack (raw_stack_layout in unwind.hpp), not pcs:
+  // the collector unwinds it with DWARF CFI.
+  sample_flag_raw_stack = 1u << 2,
 };
 
 inline constexpr std::uint16_t anchor_unknown = 0xFFFF;
 
-// gapfill.md §1's sample record; `depth` program counters follow it, leaf first.
+// gapfill.md §1's sample record; `depth` words follow it: program counters, leaf first, or for
+// sample_flag_raw_stack the registers and stack copy that the collector unwinds.
 struct sample_record {
   std::uint32_t size_bytes;  // the whole record, header and pcs, a multiple of 8
   record_kind kind;
@@ -89,6 +93,18 @@ class sample_ring {
   // ASYNC-SIGNAL-SAFE. Copies `header` and `depth` pcs into the ring (header.size_bytes,
   // kind, depth and seq are filled in here). Returns false, counts and logs the drop when full.
   [[nodiscard]] bool try_push(const sample_record& header, const std::uintptr_t* pcs, std::size_t depth) noexcept {
+    return try_push_parts(header, pcs, depth, nullptr, 0);
+  }
+
+  // ASYNC-SIGNAL-SAFE. As try_push, with a payload in two parts: `words` copied as they are,
+  // then `stack_words` read from the interrupted thread's stack (see copy_stack_words).
+  [[nodiscard]] bool try_push_parts(const sample_record& header, const std::uintptr_t* words, std::size_t word_count,
+                                    const std::uintptr_t* stack_words, std::size_t stack_word_count) noexcept {
+    const std::size_t depth = word_count + stack_word_count;
+    if (depth > 0xFFFF) {
+      note_drop(header);
+      return false;
+    }
     const std::size_t size = record_bytes(depth);
     const std::uint64_t head = head_.load(std::memory_order_relaxed);
     const std::uint64_t tail = tail_.load(std::memory_order_acquire);
@@ -113,7 +129,8 @@ class sample_ring {
     record->depth = static_cast<std::uint16_t>(depth);
     record->seq = next_seq_++;
     auto* out = reinterpret_cast<std::uintptr_t*>(record + 1);
-    for (std::size_t i = 0; i < depth; ++i) out[i] = pcs[i];
+    for (std::size_t i = 0; i < word_count; ++i) out[i] = words[i];
+    copy_stack_words(out + word_count, stack_words, stack_word_count);
     head_.store(write + size, std::memory_order_release);
     return true;
   }
@@ -151,6 +168,15 @@ class sample_ring {
   }
 
  private:
+  // ASYNC-SIGNAL-SAFE. Reads live stack memory, sanitizer red zones included: a sanitizer would
+  // report those reads, so this loop is not instrumented, and the volatile reads keep the
+  // compiler from turning it into a (sanitizer-intercepted) memcpy call.
+  __attribute__((no_sanitize("address", "thread"))) static void copy_stack_words(
+      std::uintptr_t* out, const std::uintptr_t* stack, std::size_t count) noexcept {
+    const volatile std::uintptr_t* in = stack;
+    for (std::size_t i = 0; i < count; ++i) out[i] = in[i];
+  }
+
   // ASYNC-SIGNAL-SAFE.
   void note_drop(const sample_record& header) noexcept {
     const std::uint64_t n = dropped_.load(std::memory_order_relaxed);

@@ -77,7 +77,8 @@ struct handler_counters {
 // What the handler needs of the configuration. Atomics: a re-init rewrites them while threads
 // of the previous session may be taking a sample.
 struct sampler_settings {
-  std::atomic<unwind_method> method{unwind_method::libunwind};
+  std::atomic<unwind_method> method{unwind_method::frame_pointers};
+  std::atomic<std::size_t> max_stack_copy_bytes{16 * 1024};
   std::atomic<std::int64_t> period_ns{9'900'990};
   std::atomic<std::uint8_t> mode_tag{0};  // as stored in sample_record::mode: 0 wall, 1 cpu
 };
@@ -126,22 +127,29 @@ inline void sigprof_handler(int signal_number, siginfo_t* info, void* raw_contex
         header.weight += static_cast<std::uint32_t>(info->si_overrun);
       }
       auto& uc = *static_cast<ucontext_t*>(raw_context);
-      captured_stack stack;
-#if defined(SPANPROF_HAVE_LIBUNWIND)
-      if (g_sampler_settings.method.load(std::memory_order_relaxed) == unwind_method::libunwind) {
-        stack = unwind_libunwind(uc, ts->scratch_pcs.get(), ts->scratch_frames.get(), ts->max_depth);
-      } else
-#endif
-      {
-        stack = unwind_frame_pointers(uc, ts->stack, ts->scratch_pcs.get(), ts->scratch_frames.get(), ts->max_depth);
+      bool pushed = false;
+      if (g_sampler_settings.method.load(std::memory_order_relaxed) == unwind_method::dwarf) {
+        std::uintptr_t prefix[raw_stack_layout::prefix_words];
+        const std::uintptr_t* stack_words = nullptr;
+        std::size_t stack_word_count = 0;
+        capture_raw_stack(uc, ts->stack, ctx->anchor_fp.load(std::memory_order_relaxed),
+                          g_sampler_settings.max_stack_copy_bytes.load(std::memory_order_relaxed), prefix,
+                          stack_words, stack_word_count);
+        header.flags |= sample_flag_raw_stack;
+        header.anchor_idx = anchor_unknown;  // located by the collector once it has unwound
+        pushed = ts->ring->try_push_parts(header, prefix, raw_stack_layout::prefix_words, stack_words, stack_word_count);
+      } else {
+        const captured_stack stack =
+            unwind_frame_pointers(uc, ts->stack, ts->scratch_pcs.get(), ts->scratch_frames.get(), ts->max_depth);
+        header.anchor_idx = find_anchor(ts->scratch_frames.get(), stack.depth,
+                                        ctx->anchor_fp.load(std::memory_order_relaxed));
+        if (stack.truncated) {
+          header.flags |= sample_flag_truncated;
+          g_handler_counters.truncated.fetch_add(1, std::memory_order_relaxed);
+        }
+        pushed = ts->ring->try_push(header, ts->scratch_pcs.get(), stack.depth);
       }
-      header.anchor_idx = find_anchor(ts->scratch_frames.get(), stack.depth,
-                                      ctx->anchor_fp.load(std::memory_order_relaxed));
-      if (stack.truncated) {
-        header.flags |= sample_flag_truncated;
-        g_handler_counters.truncated.fetch_add(1, std::memory_order_relaxed);
-      }
-      if (ts->ring->try_push(header, ts->scratch_pcs.get(), stack.depth)) {
+      if (pushed) {
         g_handler_counters.samples_taken.fetch_add(1, std::memory_order_relaxed);
       } else {
         g_handler_counters.ring_full.fetch_add(1, std::memory_order_relaxed);
@@ -184,8 +192,9 @@ class sampler {
   struct settings {
     sampling_mode mode = sampling_mode::wall;
     unsigned rate_hz = 101;
-    unwind_method method = unwind_method::libunwind;
+    unwind_method method = unwind_method::frame_pointers;
     std::size_t max_depth = 128;
+    std::size_t max_stack_copy_bytes = 16 * 1024;  // dwarf: bytes of stack copied per sample
     std::size_t ring_bytes = 256 * 1024;
     bool chain_existing_handler = false;
   };
@@ -196,6 +205,7 @@ class sampler {
     std::lock_guard lock(mutex_);
     settings_ = s;
     g_sampler_settings.method.store(s.method, std::memory_order_relaxed);
+    g_sampler_settings.max_stack_copy_bytes.store(s.max_stack_copy_bytes, std::memory_order_relaxed);
     g_sampler_settings.period_ns.store(1'000'000'000 / static_cast<std::int64_t>(s.rate_hz), std::memory_order_relaxed);
     g_sampler_settings.mode_tag.store(s.mode == sampling_mode::cpu ? 1 : 0, std::memory_order_relaxed);
     if (std::string problem = install_handler(s.chain_existing_handler); !problem.empty()) return problem;
@@ -245,12 +255,8 @@ class sampler {
       ts->current.store(initial_context, std::memory_order_relaxed);
       ts->stack = current_thread_stack();
       ts->max_depth = settings_.max_depth;
-      // Room for the frames of the handler path that libunwind walks before the interrupted one.
-      ts->scratch_pcs.reset(new std::uintptr_t[ts->max_depth + 16]);
-      ts->scratch_frames.reset(new std::uintptr_t[ts->max_depth + 16]);
-#if defined(SPANPROF_HAVE_LIBUNWIND)
-      prepare_libunwind_for_this_thread();  // on the thread itself, outside any handler
-#endif
+      ts->scratch_pcs.reset(new std::uintptr_t[ts->max_depth]);
+      ts->scratch_frames.reset(new std::uintptr_t[ts->max_depth]);
       std::lock_guard lock(mutex_);
       if (!free_rings_.empty() && free_rings_.back()->capacity_bytes() >= settings_.ring_bytes) {
         ts->ring = std::move(free_rings_.back());

@@ -7,8 +7,8 @@
 // - frame pointers: a walk of the rbp chain, each step checked against the stack's bounds and
 //   alignment and required to move outwards, so a garbage rbp (code built without frame
 //   pointers) stops the walk instead of faulting. ~2 ns a frame.
-// - libunwind (Debian's, local-only): DWARF CFI, works without frame pointers. See
-//   unwind_libunwind for why it goes through unw_backtrace's per-thread trace cache.
+// - dwarf: works without frame pointers. The handler only copies registers and the top of the
+//   stack (capture_raw_stack); the collector unwinds the copy with DWARF CFI (unwind_dwarf.hpp).
 #pragma once
 
 #include <ucontext.h>
@@ -16,14 +16,9 @@
 #include <cstddef>
 #include <cstdint>
 
-#if defined(SPANPROF_HAVE_LIBUNWIND)
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-#endif
-
 namespace spanprof::detail {
 
-enum class unwind_method : std::uint8_t { frame_pointers, libunwind };
+enum class unwind_method : std::uint8_t { frame_pointers, dwarf };
 
 struct stack_bounds {
   std::uintptr_t lowest = 0;   // lowest usable address of the stack
@@ -83,48 +78,50 @@ inline captured_stack unwind_frame_pointers(const ucontext_t& uc, stack_bounds b
   return out;
 }
 
-#if defined(SPANPROF_HAVE_LIBUNWIND)
-// Frames the handler path itself may add above the interrupted one (the handler, a sanitizer's
-// interceptor, __restore_rt): the scratch arrays have room for them.
-inline constexpr std::size_t libunwind_extra_frames = 16;
+// The DWARF unwinder's sample: what the handler copies so the collector can unwind later
+// (unwind_dwarf.hpp), as perf's --call-graph=dwarf does. Unwinding with DWARF CFI inside the
+// handler (libunwind's unw_backtrace) needs the loader's lock on a cache miss, and deadlocks
+// against a dlclose() that waits for a malloc lock the interrupted thread holds; a memcpy of
+// registers and stack needs nothing. Payload words, in order:
+//   [0, 17)  the registers in DWARF numbering (rax rdx rcx rbx rsi rdi rbp rsp r8-r15 rip)
+//   [17]     the active span's anchor frame address (the collector locates the anchor)
+//   [18, …)  the stack from the interrupted rsp upwards, at most max_stack_copy_bytes
+struct raw_stack_layout {
+  static constexpr std::size_t register_count = 17;
+  static constexpr std::size_t rsp_index = 7;
+  static constexpr std::size_t rip_index = 16;
+  static constexpr std::size_t anchor_index = 17;
+  static constexpr std::size_t prefix_words = 18;
+};
 
-// NOT ASYNC-SIGNAL-SAFE: call once on each thread before it can be sampled. unw_backtrace's
-// first call on a thread allocates its per-thread trace cache; after that it neither
-// allocates nor makes system calls.
-inline void prepare_libunwind_for_this_thread() noexcept {
-  void* warm[4];
-  unw_backtrace(warm, 4);
-}
-
-// ASYNC-SIGNAL-SAFE once the thread was prepared (above). Why unw_backtrace and not an
-// unw_step loop from the ucontext: Debian's libunwind 1.6 ignores UNW_CACHE_PER_THREAD and takes
-// its global cache lock in every unw_step, two rt_sigprocmask system calls per frame (~25 us
-// for 50 frames here, gperftools' cost); unw_backtrace's trace cache makes none. It walks from
-// the handler, through the signal frame, so we skip up to the interrupted pc. It gives no frame
-// addresses: frames[] is zeroed and the span anchor stays unknown (gap filling falls back to
-// the call site, gapfill.md §2.3).
-inline captured_stack unwind_libunwind(const ucontext_t& uc, std::uintptr_t* pcs, std::uintptr_t* frames,
-                                       std::size_t max_depth) noexcept {
-  captured_stack out;
-  const auto interrupted = static_cast<std::uintptr_t>(uc.uc_mcontext.gregs[REG_RIP]);
-  const int limit = static_cast<int>(max_depth + libunwind_extra_frames);
-  const int n = unw_backtrace(reinterpret_cast<void**>(pcs), limit);
-  int first = 0;
-  while (first < n && pcs[first] != interrupted) ++first;
-  if (first == n) {  // the signal frame was not recognised: keep nothing rather than garbage
-    out.truncated = true;
-    return out;
+// ASYNC-SIGNAL-SAFE. Fills `prefix` (raw_stack_layout) from the interrupted context and says
+// which stack words to copy: from rsp to the top of the stack, at most `max_copy_bytes`. A
+// stack pointer outside the known bounds (an alternate or unknown stack) copies nothing: the
+// collector then reports the leaf alone, flagged truncated.
+inline void capture_raw_stack(const ucontext_t& uc, stack_bounds bounds, std::uintptr_t anchor_fp,
+                              std::size_t max_copy_bytes, std::uintptr_t* prefix,
+                              const std::uintptr_t*& stack_words, std::size_t& stack_word_count) noexcept {
+  stack_words = nullptr;
+  stack_word_count = 0;
+#if defined(__x86_64__)
+  static constexpr int dwarf_order[raw_stack_layout::register_count] = {
+      REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP, REG_R8,
+      REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15, REG_RIP};
+  for (std::size_t i = 0; i < raw_stack_layout::register_count; ++i) {
+    prefix[i] = static_cast<std::uintptr_t>(uc.uc_mcontext.gregs[dwarf_order[i]]);
   }
-  const std::size_t available = static_cast<std::size_t>(n - first);
-  out.depth = available < max_depth ? available : max_depth;
-  for (std::size_t k = 0; k < out.depth; ++k) {
-    pcs[k] = pcs[static_cast<std::size_t>(first) + k];
-    frames[k] = 0;
-  }
-  out.truncated = available > max_depth || n == limit;  // cut by us, or by the limit we gave it
-  return out;
-}
+  prefix[raw_stack_layout::anchor_index] = anchor_fp;
+  const std::uintptr_t sp = prefix[raw_stack_layout::rsp_index] & ~std::uintptr_t{7};
+  if (sp < bounds.lowest || sp >= bounds.highest) return;
+  std::size_t bytes = bounds.highest - sp;
+  if (bytes > max_copy_bytes) bytes = max_copy_bytes;
+  stack_words = reinterpret_cast<const std::uintptr_t*>(sp);
+  stack_word_count = bytes / sizeof(std::uintptr_t);
+#else
+  (void)uc, (void)bounds, (void)anchor_fp, (void)max_copy_bytes;
+  for (std::size_t i = 0; i < raw_stack_layout::prefix_words; ++i) prefix[i] = 0;
 #endif
+}
 
 // ASYNC-SIGNAL-SAFE. Index of the span's anchor frame: the first frame, from the leaf, whose
 // frame address is at or above `anchor_fp` (stacks grow down, so callers sit higher). 0xFFFF if
