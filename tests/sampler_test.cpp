@@ -131,7 +131,9 @@ void known_truth(sampling_mode mode) {
   MESSAGE(mode_name(mode), " mode: ", t.samples.size(), " samples; weight A ", weight_a, ", B ", weight_b,
           ", neither ", weight_other, "; share A ", share_a * 100, "% (truth 66.7%), B ", (1 - share_a) * 100,
           "% (truth 33.3%)");
-  CHECK(t.samples.size() >= 100);
+  // TSan delivers a deferred signal at its next interception point, where several pending
+  // SIGPROFs merge into one: fewer, heavier samples.
+  CHECK(t.samples.size() >= (signals_deferred ? 50u : 100u));
   CHECK(wrong_tid == 0);
   if (signals_deferred) {
     MESSAGE("TSan defers signals: the stack and span of a sample are stale, shares and span ids not checked");
