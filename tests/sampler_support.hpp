@@ -36,11 +36,7 @@ inline std::int64_t thread_cpu_ns() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-inline std::int64_t monotonic_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
+using spanprof::detail::monotonic_ns;
 
 // Polls `done` until it holds or `limit_ms` of wall time passed (a safety bound, never an
 // assertion on time). Returns whether it held.
