@@ -73,6 +73,28 @@ TEST_CASE("ring: push then drain returns every header field and pc, with increas
   CHECK(ring.dropped_samples() == 0);
 }
 
+TEST_CASE("ring: a two-part payload (registers, then a stack copy) arrives as one contiguous record") {
+  sample_ring ring(64 * 1024);
+  std::vector<std::uintptr_t> registers(18), stack(1000);
+  for (std::size_t i = 0; i < registers.size(); ++i) registers[i] = 0x100 + i;
+  for (std::size_t i = 0; i < stack.size(); ++i) stack[i] = 0x9000 + i;
+  REQUIRE(ring.try_push_parts(header_for(5), registers.data(), registers.size(), stack.data(), stack.size()));
+  std::size_t visited = 0;
+  ring.drain([&](const sample_record& r) {
+    ++visited;
+    REQUIRE(r.depth == registers.size() + stack.size());
+    CHECK(r.size_bytes == sample_ring::record_bytes(r.depth));
+    CHECK(r.txn_id == header_for(5).txn_id);
+    for (std::size_t i = 0; i < registers.size(); ++i) CHECK(r.pcs()[i] == registers[i]);
+    for (std::size_t i = 0; i < stack.size(); ++i) CHECK(r.pcs()[registers.size() + i] == stack[i]);
+  });
+  CHECK(visited == 1);
+  // A record larger than half the ring is refused (dropped and counted), never split.
+  std::vector<std::uintptr_t> huge(5000);
+  CHECK_FALSE(ring.try_push_parts(header_for(6), registers.data(), registers.size(), huge.data(), huge.size()));
+  CHECK(ring.dropped_samples() == 1);
+}
+
 TEST_CASE("ring: capacity rounds up to a power of two, at least 4 KiB") {
   CHECK(sample_ring(1).capacity_bytes() == 4096);
   CHECK(sample_ring(5000).capacity_bytes() == 8192);
