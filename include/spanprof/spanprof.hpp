@@ -155,7 +155,13 @@ inline init_result init(const config& cfg) noexcept {
     rt.clock.calibrate();
     rt.stop_requested.store(false, std::memory_order_relaxed);
     rt.accepting.store(true, std::memory_order_seq_cst);
-    rt.collector_thread = std::thread([&rt] { detail::collector(rt).run(); });
+    rt.collector_thread = std::thread([&rt] {
+      try {
+        detail::collector(rt).run();
+      } catch (const std::exception& e) {  // only its construction can throw (out of memory)
+        rt.report(error_kind::write_failed, std::string("spanprof: the collector could not start: ") + e.what());
+      }
+    });
     rt.running = true;
     detail::reset_handler_counters();
     if (cfg.sampling) {

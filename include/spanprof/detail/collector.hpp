@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "analysis.hpp"
 #include "output.hpp"
 #include "context.hpp"
 #include "runtime.hpp"
@@ -22,7 +23,8 @@ namespace spanprof::detail {
 
 class collector {
  public:
-  explicit collector(runtime& rt) : rt_(rt), process_(process_info::current()) {}
+  explicit collector(runtime& rt)
+      : rt_(rt), process_(process_info::current()), analyzer_(symbolizer_options{.in_app_modules = rt.cfg.in_app_modules}) {}
 
   // The thread body. Returns after stop_requested once every queued transaction is written.
   void run() noexcept {
@@ -66,6 +68,7 @@ class collector {
   void drain_samples() noexcept {
     try {
       dwarf_unwinder_.note_batch_start();
+      analyzer_.observe_modules(monotonic_ns());
       rt_.stack_sampler.drain([this](const sample_record& r) {
         bucket& b = buckets_[r.txn_id];
         b.last_ticks = r.t_ticks;
@@ -75,6 +78,9 @@ class collector {
         }
         collected_sample s;
         s.t_ticks = r.t_ticks;
+        s.seq = r.seq;
+        s.ctx_id = r.ctx_id;
+        s.mode = r.mode;
         s.span_id = r.span_id;
         s.tid = r.tid;
         s.weight = r.weight;
@@ -146,7 +152,10 @@ class collector {
     const std::int64_t begin = rec.spans[0].begin_ticks;
     const std::int64_t end = rec.spans[0].end_ticks.load(std::memory_order_relaxed);
     rt_.stack_sampler.visit_drops([&](const drop_log_entry& drop) {
-      if (drop.ctx_id == rec.ctx_id && drop.t_ticks >= begin && drop.t_ticks <= end) ++out.dropped;
+      if (drop.ctx_id == rec.ctx_id && drop.t_ticks >= begin && drop.t_ticks <= end) {
+        ++out.dropped;
+        out.drop_log.push_back(drop);
+      }
     });
     return out;
   }
@@ -216,7 +225,14 @@ class collector {
       return;
     }
     try {
-      const finished_transaction txn{rec, rt_.clock.converter(), rt_.clock, process_, cfg, sampled};
+      finished_transaction txn{rec, rt_.clock.converter(), rt_.clock, process_, cfg, sampled};
+      try {
+        analyzer_.analyze(txn, analysis_);
+        txn.analysis = &analysis_;
+      } catch (const std::exception& e) {
+        // The spans are still worth writing without frames and derived spans.
+        rt_.report(error_kind::write_failed, std::string("spanprof: symbolizing or gap filling failed: ") + e.what());
+      }
       const std::string stem = safe_file_stem(txn.name()) + "-" + to_hex(rec.event_id).text;
       json_text_stats text_stats;
       bool all_written = true;
@@ -249,6 +265,8 @@ class collector {
   runtime& rt_;
   process_info process_;
   dwarf_unwinder dwarf_unwinder_;
+  transaction_analyzer analyzer_;
+  transaction_analysis analysis_;
   std::vector<std::uintptr_t> unwind_pcs_, unwind_frames_;
   std::unordered_map<std::uint64_t, bucket> buckets_;  // samples by transaction id
   std::int64_t last_orphan_scan_ticks_ = 0;

@@ -65,6 +65,9 @@ struct config {
   // dwarf unwinder: bytes of stack copied per sample, from the interrupted sp upwards. Frames
   // beyond it are cut (flagged truncated); 16 KiB holds ~100 typical C++ frames.
   std::size_t stack_copy_bytes = 16 * 1024;
+  // Frames from modules whose path contains one of these are marked in_app (Sentry's flag for
+  // "your code"); the main executable always is.
+  std::vector<std::string> in_app_modules;
   // If the program already has a SIGPROF handler, sampling stays off and init() reports it,
   // unless this is true: then spanprof samples and calls that handler after its own.
   bool chain_sigprof = false;

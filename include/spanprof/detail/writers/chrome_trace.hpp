@@ -9,10 +9,79 @@
 #pragma once
 
 #include <string>
+#include <unordered_map>
+#include <vector>
 
+#include "../analysis.hpp"
 #include "common.hpp"
 
 namespace spanprof::detail {
+
+// "function file:line" for a frame node: what the viewer lists for each level of a stack.
+inline std::string frame_label(const profile_frame& f) {
+  std::string label = f.function;
+  if (!f.file.empty()) {
+    const std::size_t slash = f.file.rfind('/');
+    fmt::format_to(std::back_inserter(label), " {}:{}", slash == std::string::npos ? f.file : f.file.substr(slash + 1), f.line);
+  }
+  if (f.inlined) label += " [inlined]";
+  return label;
+}
+
+// The members of "stackFrames" (without braces): one node per distinct (parent, frame), ids
+// from 1. sample_node[i] is the leaf node of sample i (0: no stack).
+inline std::string build_stack_frames(const finished_transaction& txn, std::vector<std::uint32_t>& sample_node,
+                                      json_text_stats& stats) {
+  std::string out;
+  if (txn.analysis == nullptr) return out;
+  const transaction_analysis& a = *txn.analysis;
+  std::unordered_map<std::uint64_t, std::uint32_t> node_of;  // (parent node << 32 | frame) → node
+  std::uint32_t next_node = 1;
+  sample_node.assign(txn.sampled.samples.size(), 0);
+  for (std::size_t n = 0; n < txn.sampled.samples.size(); ++n) {
+    const auto stack = a.stack_of(n);
+    std::uint32_t parent = 0;
+    for (std::size_t k = stack.size(); k-- > 0;) {  // root first
+      const std::uint32_t frame = stack[k];
+      const std::uint64_t key = (std::uint64_t{parent} << 32) | frame;
+      auto [it, inserted] = node_of.try_emplace(key, next_node);
+      if (inserted) {
+        const profile_frame& f = a.frames[frame];
+        if (next_node > 1) out += ',';
+        fmt::format_to(std::back_inserter(out), "\"{}\":{{\"category\":", next_node);
+        append_json_string(out, f.module != nullptr ? f.module->file_name() : std::string_view("unknown"), stats);
+        out += ",\"name\":";
+        append_json_string(out, frame_label(f), stats);
+        if (parent != 0) fmt::format_to(std::back_inserter(out), ",\"parent\":\"{}\"", parent);
+        out += '}';
+        ++next_node;
+      }
+      parent = it->second;
+    }
+    sample_node[n] = parent;
+  }
+  return out;
+}
+
+// Gap filling's spans (gapfill.md §4): X events nested under the span whose gap they fill,
+// categories spanprof.inferred and spanprof.gap, the §2.6 attributes in args.
+inline void append_derived_spans(std::string& out, const finished_transaction& txn, const transaction_analysis& a,
+                                 std::int64_t origin_ns, json_text_stats& stats) {
+  for (const gapfill::derived_span& d : a.gaps.derived_spans) {
+    out += ",{\"ph\":\"X\",\"name\":";
+    append_json_string(out, d.description, stats);
+    out += d.kind == gapfill::derived_kind::gap ? ",\"cat\":\"spanprof.gap\"" : ",\"cat\":\"spanprof.inferred\"";
+    fmt::format_to(std::back_inserter(out), ",\"pid\":{},\"tid\":{},\"ts\":", txn.process.pid,
+                   d.tid != 0 ? d.tid : static_cast<std::uint32_t>(txn.rec.thread_id));
+    append_us_from_ns(out, d.begin_ns - origin_ns);
+    out += ",\"dur\":";
+    append_us_from_ns(out, d.end_ns - d.begin_ns);
+    fmt::format_to(std::back_inserter(out), ",\"args\":{{\"span_id\":\"{}\",\"parent_span_id\":\"{}\",\"op\":\"{}\",",
+                   to_hex(d.id).text, to_hex(d.parent_id).text, d.op());
+    append_derived_span_attributes(out, d, origin_ns, stats);
+    out += "}}";
+  }
+}
 
 inline std::string write_chrome_trace(const finished_transaction& txn, json_text_stats& stats) {
   std::string out;
@@ -88,12 +157,18 @@ inline std::string write_chrome_trace(const finished_transaction& txn, json_text
     }
     out += "}}";
   }
-  // Samples as thread-scoped instant events, with the raw stack (leaf first) until the
-  // symbolizer names the frames.
-  for (const collected_sample& sample : txn.sampled.samples) {
+  if (txn.analysis != nullptr) append_derived_spans(out, txn, *txn.analysis, origin_ns, stats);
+  // Samples as thread-scoped instant events. With the analysis, each names its stack through
+  // "sf", a node of the top-level "stackFrames" tree (root first, shared prefixes written
+  // once), which is how the Trace Event Format attaches stacks to events.
+  std::vector<std::uint32_t> sample_node;
+  std::string stack_frames = build_stack_frames(txn, sample_node, stats);
+  for (std::size_t n = 0; n < txn.sampled.samples.size(); ++n) {
+    const collected_sample& sample = txn.sampled.samples[n];
     fmt::format_to(std::back_inserter(out), ",{{\"ph\":\"i\",\"name\":\"sample\",\"cat\":\"spanprof.sample\",\"s\":\"t\",\"pid\":{},\"tid\":{},\"ts\":",
                    pid, sample.tid);
     append_us_from_ns(out, txn.ticks.to_ns(sample.t_ticks) - origin_ns);
+    if (!sample_node.empty() && sample_node[n] != 0) fmt::format_to(std::back_inserter(out), ",\"sf\":\"{}\"", sample_node[n]);
     fmt::format_to(std::back_inserter(out), ",\"args\":{{\"leaf\":\"{:#x}\",\"depth\":{},\"span_id\":\"{}\",\"weight\":{}",
                    sample.pcs.empty() ? 0 : sample.pcs.front(), sample.pcs.size(), to_hex(sample.span_id).text, sample.weight);
     if ((sample.flags & sample_flag_truncated) != 0) out += ",\"truncated\":true";
@@ -103,7 +178,13 @@ inline std::string write_chrome_trace(const finished_transaction& txn, json_text
     }
     out += "]}}";
   }
-  out += "]}\n";
+  out += ']';
+  if (!stack_frames.empty()) {
+    out += ",\"stackFrames\":{";
+    out += stack_frames;
+    out += '}';
+  }
+  out += "}\n";
   return out;
 }
 

@@ -57,11 +57,14 @@ struct process_info {
 // A sample of a finished transaction, copied out of its thread's ring by the collector.
 struct collected_sample {
   std::int64_t t_ticks = 0;
+  std::uint64_t seq = 0;  // per-ring sequence number
+  std::uint64_t ctx_id = 0;
   std::uint64_t span_id = 0;
   std::uint32_t tid = 0;
   std::uint32_t weight = 1;
   std::uint16_t anchor_idx = 0;
   std::uint8_t flags = 0;
+  std::uint8_t mode = 0;  // 0 wall, 1 cpu
   std::vector<std::uintptr_t> pcs;  // leaf first
 };
 
@@ -69,9 +72,12 @@ struct collected_sample {
 struct transaction_samples {
   std::vector<collected_sample> samples;  // in time order
   std::uint64_t dropped = 0;     // ring full while this transaction's context was active
+  std::vector<drop_log_entry> drop_log;  // the logged ones among them, with their times
   std::uint64_t over_cap = 0;    // beyond max_samples_per_transaction
   std::uint64_t truncated = 0;
 };
+
+struct transaction_analysis;  // analysis.hpp: symbolized stacks and gap filling's derived spans
 
 // A finished transaction as the writers see it: times already in monotonic nanoseconds.
 struct finished_transaction {
@@ -81,6 +87,7 @@ struct finished_transaction {
   const process_info& process;
   const config& cfg;
   const transaction_samples& sampled;
+  const transaction_analysis* analysis = nullptr;  // null if it could not be built
 
   [[nodiscard]] std::size_t span_count() const noexcept { return rec.spans.size(); }
   [[nodiscard]] const span_record& span(std::size_t i) const noexcept { return rec.spans[i]; }

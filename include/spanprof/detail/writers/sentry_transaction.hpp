@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "../analysis.hpp"
 #include "common.hpp"
 
 namespace spanprof::detail {
@@ -112,6 +113,25 @@ inline std::string write_sentry_transaction(const finished_transaction& txn, jso
     out += ',';
     append_sentry_span_data(out, txn, span, data[i], stats);
     out += '}';
+  }
+  if (txn.analysis != nullptr) {
+    // Gap filling's spans (gapfill.md §4), marked by their origin and op.
+    const std::int64_t origin_ns = txn.begin_ns(0);
+    bool first = txn.span_count() <= 1;
+    for (const gapfill::derived_span& d : txn.analysis->gaps.derived_spans) {
+      if (!first) out += ',';
+      first = false;
+      fmt::format_to(std::back_inserter(out), "{{\"span_id\":\"{}\",\"parent_span_id\":\"{}\",\"trace_id\":\"{}\",\"op\":\"{}\",\"description\":",
+                     to_hex(d.id).text, to_hex(d.parent_id).text, trace.text, d.op());
+      append_json_string(out, d.description, stats);
+      out += ",\"status\":\"ok\",\"origin\":\"auto.profile.spanprof\",\"start_timestamp\":\"";
+      append_rfc3339_us(out, txn.epoch_ns(d.begin_ns));
+      out += "\",\"timestamp\":\"";
+      append_rfc3339_us(out, txn.epoch_ns(d.end_ns));
+      out += "\",\"data\":{";
+      append_derived_span_attributes(out, d, origin_ns, stats);
+      out += "}}";
+    }
   }
   out += "]}\n";
   return out;
