@@ -40,14 +40,19 @@ double handle_get_user(int user_id) {
   SPANPROF_SET_DATA("http.request.method", "GET");
   if (cache_lookup(user_id)) return 0;
   run_query("SELECT * FROM members WHERE user_id = ?", std::chrono::milliseconds(4));
-  const double joined = join_members(3'000'000);
+  const double joined = join_members(100'000'000);  // tens of ms: several samples at 101 Hz
   run_query("SELECT * FROM teams WHERE id IN (?)", std::chrono::milliseconds(3));
   return joined;
 }
 
+// Un-instrumented waiting: wall mode samples the blocked thread too, so the gap shows where it
+// waited (CPU mode would show it as off-CPU time).
+void wait_for_retry_budget() { std::this_thread::sleep_for(std::chrono::milliseconds(40)); }
+
 void handle_missing(int user_id) {
   SPANPROF_TRANSACTION_NAMED(txn, "GET /api/orders/{id}", "http.server");
   run_query("SELECT * FROM orders WHERE id = " + std::to_string(user_id), std::chrono::milliseconds(2));
+  wait_for_retry_budget();
   txn.set_status(spanprof::status::not_found);
 }
 

@@ -1273,6 +1273,10 @@ TEST_CASE("gapfill names: display names, call-site matching, file spellings, blo
   CHECK(display_name("pthread_cond_wait@@GLIBC_2.3.2") == "pthread_cond_wait");
   CHECK(match_name("std::sort<int*>") == "std::sort");
   CHECK(names_match("handle_orders", "app::handle_orders"));
+  // GCC's __PRETTY_FUNCTION__ and the demangler spell anonymous namespaces differently.
+  CHECK(names_match("{anonymous}::handle_get_user", "(anonymous namespace)::handle_get_user"));
+  CHECK(names_match("{anonymous}::handle_get_user", "app::(anonymous namespace)::handle_get_user"));
+  CHECK_FALSE(names_match("{anonymous}::handle_get_user", "(anonymous namespace)::handle_get_users"));
   CHECK_FALSE(names_match("handle_orders", "app::rehandle_orders"));
   CHECK(files_match("../src/orders.cpp", "/work/app/src/orders.cpp"));
   CHECK(files_match("./orders.cpp", "orders.cpp"));

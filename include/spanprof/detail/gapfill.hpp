@@ -45,8 +45,7 @@ namespace spanprof::detail::gapfill {
 
 inline constexpr std::uint32_t no_index = 0xFFFF'FFFFu;
 // sample_input::anchor_idx when the handler did not find the span's frame (same value as
-// ring.hpp's anchor_unknown; libunwind's unw_backtrace gives no frame addresses, so it is the
-// usual case without frame pointers).
+// ring.hpp's anchor_unknown: the stack never reached the span's frame, or it was not recorded).
 inline constexpr std::uint16_t anchor_unknown = 0xFFFF;
 
 // ---- input ----------------------------------------------------------------------------------
@@ -511,15 +510,48 @@ inline std::string_view last_component(std::string_view name) noexcept {
   return at == npos ? name : name.substr(at + 2);
 }
 
+// GCC's __PRETTY_FUNCTION__ spells an anonymous namespace "{anonymous}", the demangler
+// "(anonymous namespace)": a component either way, skipped when comparing.
+inline bool skip_anonymous_component(std::string_view s, std::size_t& i) noexcept {
+  for (const std::string_view token : {std::string_view("{anonymous}::"), std::string_view("(anonymous namespace)::")}) {
+    if (s.substr(i).starts_with(token)) {
+      i += token.size();
+      return true;
+    }
+  }
+  return false;
+}
+
+inline bool equal_ignoring_anonymous(std::string_view a, std::string_view b) noexcept {
+  std::size_t i = 0, j = 0;
+  for (;;) {
+    if (i == 0 || (i >= 2 && a[i - 1] == ':' && a[i - 2] == ':')) {
+      while (skip_anonymous_component(a, i)) {
+      }
+    }
+    if (j == 0 || (j >= 2 && b[j - 1] == ':' && b[j - 2] == ':')) {
+      while (skip_anonymous_component(b, j)) {
+      }
+    }
+    if (i == a.size() || j == b.size()) return i == a.size() && j == b.size();
+    if (a[i] != b[j]) return false;
+    ++i;
+    ++j;
+  }
+}
+
 // "handle_orders" matches "app::handle_orders": __PRETTY_FUNCTION__ and the demangler may
-// qualify differently (anonymous namespaces, inline namespaces).
+// qualify differently (anonymous namespaces, inline namespaces): equal, or one equal to a
+// trailing run of the other's components.
 inline bool names_match(std::string_view a, std::string_view b) noexcept {
   if (a.empty() || b.empty()) return false;
-  if (a == b) return true;
-  const std::string_view& longer = a.size() > b.size() ? a : b;
-  const std::string_view& shorter = a.size() > b.size() ? b : a;
-  return longer.ends_with(shorter) && longer[longer.size() - shorter.size() - 1] == ':' &&
-         longer[longer.size() - shorter.size() - 2] == ':';
+  if (equal_ignoring_anonymous(a, b)) return true;
+  for (const auto& [longer, shorter] : {std::pair{a, b}, std::pair{b, a}}) {
+    for (std::size_t at = longer.find("::"); at != npos; at = longer.find("::", at + 2)) {
+      if (equal_ignoring_anonymous(longer.substr(at + 2), shorter)) return true;
+    }
+  }
+  return false;
 }
 
 inline std::string_view strip_relative_prefix(std::string_view path) noexcept {
