@@ -73,9 +73,16 @@ inline void append_derived_spans(std::string& out, const finished_transaction& t
     out += d.kind == gapfill::derived_kind::gap ? ",\"cat\":\"spanprof.gap\"" : ",\"cat\":\"spanprof.inferred\"";
     fmt::format_to(std::back_inserter(out), ",\"pid\":{},\"tid\":{},\"ts\":", txn.process.pid,
                    d.tid != 0 ? d.tid : static_cast<std::uint32_t>(txn.rec.thread_id));
-    append_us_from_ns(out, d.begin_ns - origin_ns);
+    // A derived span often starts exactly where a sibling span ends (its gap's edge). Viewers
+    // that turn X events into begin/end pairs (speedscope) may then order the begin before the
+    // sibling's end and see overlapping slices: `depth` ns inward on each side (a nested
+    // derived span may share its parent's edges), far below the estimate's ± Δ, keeps them
+    // strictly nested.
+    const std::int64_t depth_ns = d.depth;
+    const std::int64_t inset_ns = d.end_ns - d.begin_ns > 2 * depth_ns ? depth_ns : 0;
+    append_us_from_ns(out, d.begin_ns + inset_ns - origin_ns);
     out += ",\"dur\":";
-    append_us_from_ns(out, d.end_ns - d.begin_ns);
+    append_us_from_ns(out, d.end_ns - d.begin_ns - 2 * inset_ns);
     fmt::format_to(std::back_inserter(out), ",\"args\":{{\"span_id\":\"{}\",\"parent_span_id\":\"{}\",\"op\":\"{}\",",
                    to_hex(d.id).text, to_hex(d.parent_id).text, d.op());
     append_derived_span_attributes(out, d, origin_ns, stats);
