@@ -21,6 +21,20 @@ using namespace spanprof_test;
 
 namespace {
 
+// ASan slows the program unevenly (the ticker and the workload both), so whole stretches can go
+// unsampled: the duration check only means something in an uninstrumented build.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool timing_distorted = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool timing_distorted = true;
+#else
+constexpr bool timing_distorted = false;
+#endif
+#else
+constexpr bool timing_distorted = false;
+#endif
+
 constexpr unsigned rate_hz = 1000;
 constexpr std::int64_t interval_ns = 1'000'000'000 / rate_hz;
 
@@ -118,7 +132,11 @@ TEST_CASE("gapfill_e2e: the planted function between two db spans becomes a deri
   const std::int64_t tolerance = std::max<std::int64_t>(2 * interval, truth / 10);
   MESSAGE("planted function: truth ", truth / 1000, " us, estimate ", (end - begin) / 1000, " us, tolerance ",
           tolerance / 1000, " us, ", p.at("data").at("spanprof.sample_count"), " samples");
-  CHECK(std::llabs((end - begin) - truth) <= tolerance);
+  if (timing_distorted) {
+    MESSAGE("ASan build: the duration estimate is printed, not checked");
+  } else {
+    CHECK(std::llabs((end - begin) - truth) <= tolerance);
+  }
   CHECK(p.at("data").at("spanprof.sample_count").get<int>() >= 2);
 }
 
