@@ -16,6 +16,8 @@ SPANPROF_APT_PACKAGES=(
   libboost-context-dev libboost-dev libdw-dev libelf-dev zlib1g-dev
   binutils   # objcopy/readelf for the symbolizer tests, addr2line for its benchmark
   chromium   # drives the speedscope app headless (playwright-core, never `playwright install`)
+  golang-go protobuf-compiler golang-github-google-pprof-dev  # go tool pprof + protoc --decode read .pb.gz
+  libdevel-nytprof-perl libxml2-utils  # flamegraph.pl (NYTProf's copy) + xmllint read .folded / .svg
 )
 
 spanprof_log() { printf '%s\n' "$*" >&2; }
