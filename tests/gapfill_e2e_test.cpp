@@ -75,14 +75,6 @@ int g_call_line = 0;
   fake_db_query("SELECT * FROM teams");
 }
 
-std::int64_t parse_rfc3339_ns(const std::string& text) {
-  // "YYYY-MM-DDTHH:MM:SS.uuuuuuZ": only differences within one transaction matter, so seconds
-  // of the day suffice (a transaction straddling midnight would fail loudly, not pass).
-  const int h = std::stoi(text.substr(11, 2)), m = std::stoi(text.substr(14, 2)), s = std::stoi(text.substr(17, 2));
-  const std::int64_t us = std::stoll(text.substr(20, 6));
-  return ((static_cast<std::int64_t>(h) * 60 + m) * 60 + s) * 1'000'000'000 + us * 1000;
-}
-
 }  // namespace
 
 TEST_CASE("gapfill_e2e: the planted function between two db spans becomes a derived span, with its call site and duration") {

@@ -7,6 +7,7 @@
 
 #include <time.h>
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -69,7 +70,8 @@ struct span_event {
 struct trace_file {
   std::string transaction;
   json other;
-  std::uint64_t tid = 0;  // the transaction's thread (from its X events)
+  std::uint64_t tid = 0;  // the transaction's track (from its X events): its thread, or its fiber's track
+  std::string track_name;  // the thread_name metadata of that track
   std::vector<span_event> spans;
   std::vector<sample_event> samples;
 };
@@ -83,7 +85,9 @@ inline trace_file read_trace(const std::filesystem::path& file) {
   out.transaction = out.other.value("transaction", std::string());
   for (const json& e : doc.at("traceEvents")) {
     const std::string ph = e.value("ph", std::string());
-    if (ph == "X" && e.value("cat", std::string()).starts_with("spanprof.")) {
+    if (ph == "M" && e.value("name", std::string()) == "thread_name") {
+      out.track_name = e.at("args").at("name").get<std::string>();
+    } else if (ph == "X" && e.value("cat", std::string()).starts_with("spanprof.")) {
       continue;  // gap filling's derived spans: checked by gapfill_e2e_test, not here
     }
     if (ph == "X") {
@@ -97,7 +101,7 @@ inline trace_file read_trace(const std::filesystem::path& file) {
       out.spans.push_back(s);
     } else if (ph == "i" && e.value("cat", std::string()) == "spanprof.sample") {
       sample_event s;
-      s.tid = e.at("tid").get<std::uint64_t>();
+      s.tid = e.at("args").at("thread_id").get<std::uint64_t>();  // the thread (tid is the track)
       s.ts_us = e.at("ts").get<double>();
       const json& a = e.at("args");
       s.span_id = a.at("span_id").get<std::string>();
@@ -145,3 +149,14 @@ inline spanprof::config sampling_config(const temp_dir& dir, spanprof::sampling_
 inline std::string mode_name(spanprof::sampling_mode m) { return m == spanprof::sampling_mode::cpu ? "cpu" : "wall"; }
 
 }  // namespace spanprof_test
+
+// Known truth for the samplers' tests: burns `cpu_ns` of CPU time here and records the return
+// address of its call, so that a sample's stack tells which caller was running. Not inlined,
+// and extern "C", so that its name in a stack is exact.
+extern "C" [[gnu::noinline]] inline void spanprof_test_burn(std::int64_t cpu_ns, std::atomic<std::uintptr_t>* return_address) {
+  return_address->store(reinterpret_cast<std::uintptr_t>(__builtin_return_address(0)), std::memory_order_relaxed);
+  const std::int64_t start = spanprof_test::thread_cpu_ns();
+  while (spanprof_test::thread_cpu_ns() - start < cpu_ns) {
+  }
+  asm volatile("" ::: "memory");
+}

@@ -29,18 +29,10 @@ TEST_CASE("sampler: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
 using namespace spanprof_test;
 using spanprof::sampling_mode;
 
-// Known-truth workload: A and B both spend their time in burn(); the return address of that
-// call (captured inside burn) tells, from a sample's stack, which of them was running.
+// Known-truth workload: A and B both spend their time in spanprof_test_burn(); the return
+// address of that call tells, from a sample's stack, which of them was running.
 std::atomic<std::uintptr_t> g_return_into_a{0};
 std::atomic<std::uintptr_t> g_return_into_b{0};
-
-extern "C" [[gnu::noinline]] void spanprof_test_burn(std::int64_t cpu_ns, std::atomic<std::uintptr_t>* return_address) {
-  return_address->store(reinterpret_cast<std::uintptr_t>(__builtin_return_address(0)), std::memory_order_relaxed);
-  const std::int64_t start = thread_cpu_ns();
-  while (thread_cpu_ns() - start < cpu_ns) {
-  }
-  asm volatile("" ::: "memory");
-}
 
 extern "C" [[gnu::noinline]] void spanprof_test_function_a(std::int64_t cpu_ns) {
   SPANPROF_SPAN("work", "a");

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -93,6 +94,15 @@ inline json read_json(const std::filesystem::path& file) {
   std::ifstream in(file);
   REQUIRE_MESSAGE(in.good(), "cannot open ", file.string());
   return json::parse(in);  // throws (and fails the test) on invalid JSON
+}
+
+// Nanoseconds of the day of an RFC 3339 time ("YYYY-MM-DDTHH:MM:SS.uuuuuuZ", as the Sentry
+// writer prints): only differences within one transaction matter (one straddling midnight
+// would fail loudly, not pass).
+inline std::int64_t parse_rfc3339_ns(const std::string& text) {
+  const int h = std::stoi(text.substr(11, 2)), m = std::stoi(text.substr(14, 2)), s = std::stoi(text.substr(17, 2));
+  const std::int64_t us = std::stoll(text.substr(20, 6));
+  return ((static_cast<std::int64_t>(h) * 60 + m) * 60 + s) * 1'000'000'000 + us * 1000;
 }
 
 enum class derived_spans { drop, keep };

@@ -6,22 +6,28 @@
 //   SPANPROF_SPAN(op, description)      SPANPROF_FUNCTION()
 //   SPANPROF_TRANSACTION_NAMED(var, name, op)   SPANPROF_SPAN_NAMED(var, op, description)
 //   SPANPROF_SET_STATUS(status)         SPANPROF_SET_DATA(key, value)   SPANPROF_IS_RECORDING()
+//   spanprof::fiber_context, spanprof::fiber_switch_scope, spanprof::switch_to_fiber (fibers;
+//   spanprof/boost_context.hpp wires Boost.Context's fibers with them)
 //
 // Define SPANPROF_DISABLE (Meson: -Dspanprof_disable=true) and every macro compiles to nothing
 // and evaluates none of its arguments. Without init() every macro is a cheap no-op.
 #pragma once
 
 #include <pthread.h>
+#include <signal.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <algorithm>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include "detail/collector.hpp"
 #include "detail/config.hpp"
 #include "detail/context.hpp"
+#include "detail/fiber.hpp"
 #include "detail/records.hpp"
 #include "detail/runtime.hpp"
 
@@ -85,7 +91,7 @@ inline sampler::settings sampler_settings_for(const config& cfg) noexcept {
 inline void abandon_open_transactions(runtime& rt) {
   const std::int64_t end = now_ticks();
   std::lock_guard lock(rt.registry_mutex);
-  for (execution_context* ctx : rt.contexts) {
+  for_each_listed_context(rt, [&](execution_context* ctx) {
     for (auto& slot : ctx->open) {
       transaction_record* rec = slot.load(std::memory_order_acquire);
       if (rec == nullptr) continue;
@@ -106,7 +112,7 @@ inline void abandon_open_transactions(runtime& rt) {
       rt.pending_finished.fetch_add(1, std::memory_order_relaxed);
       rt.finished.push(copy);
     }
-  }
+  });
 }
 
 }  // namespace detail
@@ -177,7 +183,7 @@ inline init_result init(const config& cfg) noexcept {
       std::atexit([] { shutdown(); });
       pthread_atfork(nullptr, nullptr, [] {
         detail::g_recording.store(nullptr, std::memory_order_relaxed);
-        detail::the_runtime().forget_parent_after_fork(detail::current_context());
+        detail::forget_parent_contexts_after_fork(detail::the_runtime());
       });
       rt.exit_hooks_registered = true;
     }
@@ -229,6 +235,146 @@ inline bool register_thread() noexcept {
   detail::runtime* rt = detail::g_recording.load(std::memory_order_acquire);
   return rt != nullptr && detail::register_current_thread(*rt) != nullptr;
 }
+
+// ---- fibers ----------------------------------------------------------------------------------
+//
+// A fiber (a user-level thread: Boost.Context, Boost.Fiber, asio::spawn, a scheduler of your
+// own) gets a fiber_context of its own, and whatever thread runs the fiber makes it the running
+// context while it does (fiber_switch_scope or switch_to_fiber). Transactions and spans opened
+// on the fiber then live on it: they nest there, survive its suspension and its migration to
+// another thread, and each sample is charged to the fiber that was running when it was taken (a
+// suspended fiber gets none). With Boost.Context, spanprof/boost_context.hpp's profiled_fiber
+// does all of this (and tells the sanitizers about each switch).
+
+class fiber_context;
+namespace detail {
+// For wrappers of fiber libraries (boost_context.hpp): the context behind a fiber_context.
+struct fiber_access {
+  static execution_context* context_of(const fiber_context& fiber) noexcept;
+};
+}  // namespace detail
+
+// The profiling state of one fiber: its open transactions and spans, its stack. Movable, not
+// copyable; create it with the fiber, destroy it when the fiber is done.
+class fiber_context {
+ public:
+  // A fiber whose stack spanprof is not told: samples taken on it keep only the interrupted pc.
+  fiber_context() noexcept : fiber_context(nullptr, 0) {}
+  // A fiber running on [stack_lowest, stack_lowest + stack_bytes): the sampler's stack walk and
+  // stack copy stay inside it, and a sample whose sp lies outside it is known to have been taken
+  // mid-switch (flagged in_switch, charged to no span).
+  fiber_context(const void* stack_lowest, std::size_t stack_bytes) noexcept {
+#if !defined(SPANPROF_DISABLE)
+    ctx_ = detail::acquire_fiber_context(bounds_of(stack_lowest, stack_bytes));
+#else
+    (void)stack_lowest, (void)stack_bytes;
+#endif
+  }
+  // Transactions still open on the fiber are finished as aborted. It must not be running on
+  // another thread; if it runs on this one, the thread's own context runs again.
+  ~fiber_context() { detail::release_fiber_context(ctx_); }
+  fiber_context(fiber_context&& other) noexcept : ctx_(std::exchange(other.ctx_, nullptr)) {}
+  fiber_context& operator=(fiber_context&& other) noexcept {
+    if (this != &other) {
+      detail::release_fiber_context(ctx_);
+      ctx_ = std::exchange(other.ctx_, nullptr);
+    }
+    return *this;
+  }
+  fiber_context(const fiber_context&) = delete;
+  fiber_context& operator=(const fiber_context&) = delete;
+
+  // The fiber's stack, when it is known only after construction. Call it while the fiber runs
+  // on no other thread (before it first runs, typically).
+  void set_stack(const void* stack_lowest, std::size_t stack_bytes) noexcept {
+    if (ctx_ == nullptr) return;
+    const detail::stack_bounds bounds = bounds_of(stack_lowest, stack_bytes);
+    if (detail::current_context() != ctx_) {
+      ctx_->stack = bounds;
+      return;
+    }
+    // Running here: the two words must change as one for this thread's SIGPROF handler.
+    sigset_t block, previous;
+    sigemptyset(&block);
+    sigaddset(&block, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &block, &previous);
+    ctx_->stack = bounds;
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  }
+
+  // Finishes the fiber's open transactions now, as aborted. For a suspended fiber that will
+  // never be resumed, or whose stack is about to be unwound (their RAII objects then end
+  // nothing); the destructor does it too.
+  void abandon() noexcept { detail::abandon_context(ctx_); }
+
+  // The fiber's ctx_id in profiles: its top bit is set, so it never equals a thread id. 0 when
+  // spanprof is compiled out, or when there was no memory for the context.
+  [[nodiscard]] std::uint64_t id() const noexcept { return ctx_ != nullptr ? ctx_->ctx_id : 0; }
+
+  // Is it the context running on the calling thread?
+  [[nodiscard]] bool is_current() const noexcept { return ctx_ != nullptr && detail::current_context() == ctx_; }
+
+ private:
+  friend class fiber_switch_scope;
+  friend void switch_to_fiber(fiber_context* fiber) noexcept;
+  friend struct detail::fiber_access;
+
+  static detail::stack_bounds bounds_of(const void* lowest, std::size_t bytes) noexcept {
+    const auto low = reinterpret_cast<std::uintptr_t>(lowest);
+    if (low == 0 || bytes == 0 || low + bytes < low) return {};
+    return {low, low + bytes};
+  }
+
+  detail::execution_context* ctx_ = nullptr;
+};
+
+inline detail::execution_context* detail::fiber_access::context_of(const fiber_context& fiber) noexcept { return fiber.ctx_; }
+
+// One-way switch: from now on the calling thread runs `fiber` (nullptr: the thread's own
+// context). For fiber libraries with a "this fiber runs next" hook (Boost.Fiber's
+// algorithm::pick_next, a scheduler loop): call it right before (or right after) the stack
+// switch. Costs two TLS loads and a store unless a transaction is open on either side.
+inline void switch_to_fiber(fiber_context* fiber) noexcept {
+#if !defined(SPANPROF_DISABLE)
+  detail::switch_running_context(fiber != nullptr ? fiber->ctx_ : detail::t_thread_context);
+#else
+  (void)fiber;
+#endif
+}
+
+// Scoped switch: for its lifetime the calling thread runs `fiber`; at its end, what ran before
+// runs again. Put it around the call that resumes the fiber, in the scheduler:
+//     { spanprof::fiber_switch_scope running(task.profile); task.resume(); }
+// or, inside a fiber, around a call that suspends it (fiber_switch_scope(nullptr): the thread's
+// own context runs meanwhile):
+//     { spanprof::fiber_switch_scope suspended(nullptr); n = socket.async_read_some(buf, yield); }
+// If the scope began on the thread's own context and ends on another thread (the fiber
+// migrated), it ends on that thread's own context.
+class fiber_switch_scope {
+ public:
+  explicit fiber_switch_scope(fiber_context& fiber) noexcept { enter(fiber.ctx_); }
+  explicit fiber_switch_scope(std::nullptr_t) noexcept { enter(detail::t_thread_context); }
+  ~fiber_switch_scope() {
+#if !defined(SPANPROF_DISABLE)
+    detail::switch_running_context(previous_was_thread_ ? detail::t_thread_context : previous_);
+#endif
+  }
+  fiber_switch_scope(const fiber_switch_scope&) = delete;
+  fiber_switch_scope& operator=(const fiber_switch_scope&) = delete;
+
+ private:
+  void enter([[maybe_unused]] detail::execution_context* to) noexcept {
+#if !defined(SPANPROF_DISABLE)
+    previous_ = detail::current_context();
+    previous_was_thread_ = previous_ == detail::t_thread_context;
+    detail::switch_running_context(to);
+#endif
+  }
+
+  // Unused with SPANPROF_DISABLE.
+  [[maybe_unused]] detail::execution_context* previous_ = nullptr;
+  [[maybe_unused]] bool previous_was_thread_ = true;
+};
 
 namespace detail {
 

@@ -165,6 +165,7 @@ class transaction_analyzer {
       drops_.push_back({static_cast<std::uint32_t>(txn.rec.thread_id), drop_entries_,
                         txn.sampled.dropped > logged ? txn.sampled.dropped - logged : 0});
     }
+    collect_on_thread_intervals(txn);
     gf::transaction_input input;
     input.txn_id = txn_id_of(txn.rec);
     input.root_span_id = txn.span(0).id;
@@ -174,13 +175,47 @@ class transaction_analyzer {
     input.samples = samples_;
     input.frames = frames_;
     input.drops = drops_;
+    input.contexts = contexts_;
     gf::config cfg;
     cfg.max_samples_per_txn = 0;  // the collector already capped them
     engine_.run(input, cfg, out.gaps);
   }
 
+  // The times the transaction's context ran, from its fiber switch events (records.hpp): it
+  // begins on-thread on the thread it was opened on, each suspend ends an interval, each resume
+  // starts one. Without switches it ran throughout and the engine needs no entry; with them,
+  // the time between is the "suspended" gap reason instead of unexplained time.
+  void collect_on_thread_intervals(const finished_transaction& txn) {
+    on_thread_.clear();
+    contexts_.clear();
+    const std::size_t count = txn.rec.switches.size();
+    if (count == 0) return;
+    std::int64_t begin_ns = txn.begin_ns(0);
+    auto tid = static_cast<std::uint32_t>(txn.rec.thread_id);
+    bool on_thread = true;
+    for (std::size_t i = 0; i < count; ++i) {
+      const fiber_switch_event& e = txn.rec.switches[i];
+      const std::int64_t t_ns = txn.ticks.to_ns(e.t_ticks);
+      if (e.kind == fiber_switch_kind::suspend && on_thread) {
+        on_thread_.push_back({begin_ns, t_ns, tid});
+        on_thread = false;
+      } else if (e.kind == fiber_switch_kind::resume && !on_thread) {
+        begin_ns = t_ns;
+        tid = e.tid;
+        on_thread = true;
+      }
+    }
+    if (on_thread) on_thread_.push_back({begin_ns, txn.end_ns(0), tid});
+    // An empty list would mean "a thread, always on-thread": a transaction suspended for good
+    // still gets an interval, if an empty one.
+    if (on_thread_.empty()) on_thread_.push_back({begin_ns, begin_ns, tid});
+    contexts_.push_back({txn.rec.ctx_id, on_thread_});
+  }
+
   symbolizer symbolizer_;
   gapfill::engine engine_;
+  std::vector<gapfill::on_thread_interval> on_thread_;
+  std::vector<gapfill::context_input> contexts_;
   std::unordered_map<std::string, std::uint32_t> frame_index_;
   std::string key_;
   std::vector<gapfill::span_input> spans_;

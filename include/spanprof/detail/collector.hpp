@@ -112,7 +112,7 @@ class collector {
     const std::uintptr_t anchor_fp = r.pcs()[raw_stack_layout::anchor_index];
     s.anchor_idx = find_anchor(unwind_frames_.data(), stack.depth, anchor_fp);
     s.pcs.assign(unwind_pcs_.data(), unwind_pcs_.data() + stack.depth);
-    s.flags = static_cast<std::uint8_t>(s.flags & ~sample_flag_raw_stack);
+    s.flags = static_cast<std::uint8_t>(s.flags & ~(sample_flag_raw_stack | sample_flag_stack_top));
     if (stack.truncated) {
       s.flags |= sample_flag_truncated;
       g_handler_counters.truncated.fetch_add(1, std::memory_order_relaxed);

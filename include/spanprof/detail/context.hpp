@@ -1,10 +1,12 @@
 // spanprof: execution contexts and the span/transaction operations behind the macros.
 //
-// An execution context is a thread today (a fiber later): it owns a stack of open transactions
-// and, inside the innermost one, a chain of open spans. Everything here runs on the context's
-// own thread, without locks; the only other readers are the (future) SIGPROF handler, which
-// reads `active` (sampler.hpp's active_state), and shutdown(), which snapshots open transactions
-// through the protocol described in records.hpp.
+// An execution context is a thread or a fiber (fiber.hpp): it owns a stack of open transactions
+// and, inside the innermost one, a chain of open spans. Everything here runs on the thread the
+// context is running on, without locks (a fiber's context is owned by whichever thread runs the
+// fiber; handing a fiber to another thread hands its context over with it). The only other
+// readers are the SIGPROF handler, which reads the running context's active_state (its base
+// class, sampler.hpp), and shutdown(), which snapshots open transactions through the protocol
+// described in records.hpp.
 #pragma once
 
 #include <pthread.h>
@@ -26,12 +28,16 @@
 
 namespace spanprof::detail {
 
-struct execution_context {
+// The active_state base (ctx_id, the active transaction/span, the stack bounds) is what the
+// handler reads; it is a base, not a member, so that the one TLS pointer t_running_context serves
+// both the handler and the macros, and a fiber switch is one store.
+struct execution_context : active_state {
   static constexpr int max_open_transactions = 8;
 
-  std::uint64_t ctx_id = 0;  // the kernel tid for threads (fibers will get disjoint ids)
-  int thread_id = 0;
+  // ctx_id (in active_state): the kernel tid for threads; fiber_ctx_id_bit | n for fibers.
+  int thread_id = 0;         // threads: the kernel tid; fibers: 0 (they run on any thread)
   char thread_name[16] = {};
+  bool is_fiber = false;
   xoshiro256 rng;  // ids and sampling decisions; owned by this context, so no TLS lookups
 
   // Open transactions, outermost first. A null slot below `depth` is a transaction that
@@ -40,25 +46,38 @@ struct execution_context {
   std::array<std::uint64_t, max_open_transactions> open_serial{};
   int depth = 0;
 
-  // What a sample taken right now belongs to (gapfill.md §1 ordering rule). Relaxed stores plus
-  // a signal fence: the handler reads it on this same thread; the wall-mode ticker only asks
-  // whether a transaction is active.
-  active_state active;
+  // Threads only: records taken in bulk from the global pool. Fibers use the cache of the
+  // thread they run on, so thousands of fibers do not each hoard records.
+  transaction_record* free_cache = nullptr;
 
-  transaction_record* free_cache = nullptr;  // records taken in bulk from the global pool
+  // Fibers only, under runtime::registry_mutex: the list of live fiber contexts that shutdown()
+  // walks, and the free list of released ones (fiber.hpp).
+  execution_context* registry_prev = nullptr;
+  execution_context* registry_next = nullptr;
+  bool listed = false;
 };
 
-// The thread's current context. initial-exec TLS holding a trivially initialized pointer:
-// readable from a signal handler without the lazy allocation a dynamic TLS access can do.
-inline thread_local execution_context* t_current_context __attribute__((tls_model("initial-exec"))) = nullptr;
+// The thread's own context (null until the thread registers); t_running_context (sampler.hpp)
+// is the one running now, this one or a fiber's. initial-exec TLS, a trivially initialized
+// pointer.
+inline thread_local execution_context* t_thread_context __attribute__((tls_model("initial-exec"))) = nullptr;
 
-// ASYNC-SIGNAL-SAFE: one TLS load.
-inline execution_context* current_context() noexcept { return t_current_context; }
+// ASYNC-SIGNAL-SAFE: one TLS load. The context running on this thread: its own or a fiber's.
+inline execution_context* current_context() noexcept {
+  return static_cast<execution_context*>(t_running_context.load(std::memory_order_relaxed));
+}
+
+// ASYNC-SIGNAL-SAFE. Makes `ctx` the running context of this thread: the one store a fiber
+// switch is. The fence keeps the compiler from moving it across the jump to another stack.
+inline void set_current_context(execution_context* ctx) noexcept {
+  t_running_context.store(ctx, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
 
 inline void publish_active(execution_context& ctx, std::uint64_t txn_id, const span_record* span) noexcept {
-  ctx.active.txn_id.store(txn_id, std::memory_order_relaxed);
-  ctx.active.span_id.store(span != nullptr ? span->id : 0, std::memory_order_relaxed);
-  ctx.active.anchor_fp.store(span != nullptr ? span->anchor_fp : 0, std::memory_order_relaxed);
+  ctx.txn_id.store(txn_id, std::memory_order_relaxed);
+  ctx.span_id.store(span != nullptr ? span->id : 0, std::memory_order_relaxed);
+  ctx.anchor_fp.store(span != nullptr ? span->anchor_fp : 0, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
 }
 
@@ -85,28 +104,30 @@ struct context_owner {
         rt.free_records.push_chain(ctx->free_cache, last);
       }
     }
-    t_current_context = nullptr;
+    set_current_context(nullptr);  // whatever ran last: the thread is gone
+    t_thread_context = nullptr;
     delete ctx;
   }
 };
 
-// Registers the calling thread. Not on the per-span path: once per thread, at its first
-// transaction (or an explicit spanprof::register_thread()).
+// Registers the calling thread and returns its own context. Not on the per-span path: once per
+// thread, at its first transaction (or an explicit spanprof::register_thread(), or the first
+// switch to a fiber with a transaction open). A fiber may be running: it stays the running one.
 inline execution_context* register_current_thread(runtime& rt) noexcept {
-  if (t_current_context != nullptr) return t_current_context;
+  if (t_thread_context != nullptr) return t_thread_context;
   try {
     thread_local context_owner owner;
     auto* ctx = new execution_context;
     ctx->thread_id = static_cast<int>(::syscall(SYS_gettid));
     ctx->ctx_id = static_cast<std::uint64_t>(ctx->thread_id);
-    ctx->active.ctx_id = ctx->ctx_id;
     if (pthread_getname_np(pthread_self(), ctx->thread_name, sizeof ctx->thread_name) != 0) ctx->thread_name[0] = '\0';
     {
       std::lock_guard lock(rt.registry_mutex);
       rt.contexts.push_back(ctx);
     }
     owner.ctx = ctx;
-    t_current_context = ctx;
+    t_thread_context = ctx;
+    if (current_context() == nullptr) set_current_context(ctx);
     return ctx;
   } catch (...) {
     return nullptr;  // out of memory: this thread stays unprofiled
@@ -146,7 +167,7 @@ inline int find_open_slot(const execution_context& ctx, const transaction_record
 // inline: clang otherwise calls it out of line, which costs more than the work itself.
 [[gnu::always_inline]] inline span_handle begin_span(std::string_view op, std::string_view description, const span_site* site,
                               void* frame_address) noexcept {
-  execution_context* ctx = t_current_context;
+  execution_context* ctx = current_context();
   if (ctx == nullptr || ctx->depth == 0) return {};
   const auto slot = static_cast<std::size_t>(ctx->depth - 1);
   transaction_record* rec = ctx->open[slot].load(std::memory_order_relaxed);
@@ -197,7 +218,7 @@ inline int find_open_slot(const execution_context& ctx, const transaction_record
 
 [[gnu::always_inline]] inline void end_span(const span_handle& h) noexcept {
   if (h.rec == nullptr) return;
-  execution_context* ctx = t_current_context;
+  execution_context* ctx = current_context();
   if (ctx != h.ctx) {
     // Ended on another thread or fiber: the owner may be writing this record right now, so we
     // must not touch it. The span is auto-closed when its transaction finishes.
@@ -222,13 +243,13 @@ inline int find_open_slot(const execution_context& ctx, const transaction_record
 }
 
 inline void set_span_status(const span_handle& h, span_status status) noexcept {
-  if (h.rec == nullptr || t_current_context != h.ctx || find_open_slot(*h.ctx, h.rec, h.serial) < 0) return;
+  if (h.rec == nullptr || current_context() != h.ctx || find_open_slot(*h.ctx, h.rec, h.serial) < 0) return;
   h.rec->spans[h.index].status.store(status, std::memory_order_relaxed);
 }
 
 template <class Fill>
 void add_span_data(const span_handle& h, std::string_view key, Fill fill) noexcept {
-  if (h.rec == nullptr || t_current_context != h.ctx || find_open_slot(*h.ctx, h.rec, h.serial) < 0) return;
+  if (h.rec == nullptr || current_context() != h.ctx || find_open_slot(*h.ctx, h.rec, h.serial) < 0) return;
   transaction_record& rec = *h.rec;
   data_entry* entry = rec.data.prepare_next(rec.max_data_limit);
   if (entry == nullptr) {
@@ -243,7 +264,7 @@ void add_span_data(const span_handle& h, std::string_view key, Fill fill) noexce
 
 // The innermost open span of the current context (the transaction's root if no span is open).
 inline span_handle current_span() noexcept {
-  execution_context* ctx = t_current_context;
+  execution_context* ctx = current_context();
   if (ctx == nullptr || ctx->depth == 0) return {};
   const auto slot = static_cast<std::size_t>(ctx->depth - 1);
   transaction_record* rec = ctx->open[slot].load(std::memory_order_relaxed);
@@ -283,9 +304,18 @@ inline transaction_handle begin_transaction(std::string_view name, std::string_v
                                             void* frame_address) noexcept {
   runtime* rt = g_recording.load(std::memory_order_acquire);
   if (rt == nullptr) return {};
-  execution_context* ctx = t_current_context;
-  if (ctx == nullptr && (ctx = register_current_thread(*rt)) == nullptr) return {};
-  if (rt->sampling.load(std::memory_order_relaxed) && t_sampler == nullptr) rt->stack_sampler.register_current_thread(&ctx->active, ctx->thread_id);
+  // The thread is registered even when a fiber runs: records come from its cache, samples need
+  // its sampler, and the record names the thread the transaction began on.
+  execution_context* thread_ctx = t_thread_context;
+  if (thread_ctx == nullptr && (thread_ctx = register_current_thread(*rt)) == nullptr) return {};
+  execution_context* ctx = current_context();  // the thread's own, or the fiber running on it
+  if (ctx == nullptr) {
+    ctx = thread_ctx;  // a fiber switch left none running (the thread was not registered then)
+    set_current_context(ctx);
+  }
+  if (rt->sampling.load(std::memory_order_relaxed) && t_sampler == nullptr) {
+    rt->stack_sampler.register_current_thread(*thread_ctx, thread_ctx->thread_id);
+  }
   if (ctx->depth == execution_context::max_open_transactions) {
     rt->report(error_kind::api_misuse, "spanprof: more than 8 transactions open on one thread; this one is not recorded");
     return {};
@@ -295,7 +325,7 @@ inline transaction_handle begin_transaction(std::string_view name, std::string_v
   transaction_record* outer = slot > 0 ? ctx->open[slot - 1].load(std::memory_order_relaxed) : nullptr;
   const config& cfg = rt->cfg;
   const bool sampled = cfg.traces_sample_rate >= 1.0 || ctx->rng.next_unit() < cfg.traces_sample_rate;
-  transaction_record* rec = sampled ? take_record(*rt, *ctx) : nullptr;
+  transaction_record* rec = sampled ? take_record(*rt, *thread_ctx) : nullptr;
   if (rec == nullptr) {
     if (!sampled) bump(rt->stats.transactions_not_sampled);
     ctx->open[slot].store(nullptr, std::memory_order_relaxed);
@@ -318,8 +348,9 @@ inline transaction_handle begin_transaction(std::string_view name, std::string_v
   rec->serial = ctx->rng.next() | 1;
   rec->parent_span_id = outer != nullptr ? outer->spans[outer->active_index].id : 0;
   rec->ctx_id = ctx->ctx_id;
-  rec->thread_id = ctx->thread_id;
-  std::memcpy(rec->thread_name, ctx->thread_name, sizeof rec->thread_name);
+  rec->thread_id = thread_ctx->thread_id;
+  std::memcpy(rec->thread_name, thread_ctx->thread_name, sizeof rec->thread_name);
+  rec->on_fiber = ctx->is_fiber;
   rec->max_spans_limit = static_cast<std::uint32_t>(cfg.max_spans_per_transaction);
   rec->max_data_limit = static_cast<std::uint32_t>(cfg.max_data_per_transaction);
   rec->description_cap = static_cast<std::uint32_t>(cfg.max_description_bytes);
@@ -392,7 +423,11 @@ inline void finish_slot(execution_context& ctx, int slot, span_status root_statu
   publish_active(ctx, outer != nullptr ? txn_id_of(*outer) : 0, outer != nullptr ? &outer->spans[outer->active_index] : nullptr);
   ctx.open[static_cast<std::size_t>(slot)].store(nullptr, std::memory_order_release);
   ctx.depth = slot;
-  if (slot == 0 && rt.sampling_cpu.load(std::memory_order_relaxed)) rt.stack_sampler.arm_cpu_timer(false);  // idle threads cost nothing
+  // Idle threads cost nothing. Only for the running context: a suspended fiber's transactions
+  // finished by its destruction say nothing about what runs on this thread.
+  if (slot == 0 && &ctx == current_context() && rt.sampling_cpu.load(std::memory_order_relaxed)) {
+    rt.stack_sampler.arm_cpu_timer(false);
+  }
   if (rec == nullptr) return;  // not sampled
   const std::int64_t end = now_ticks();
   auto_close_above(*rec, 0, end, span_status::deadline_exceeded);
@@ -407,7 +442,7 @@ inline void finish_slot(execution_context& ctx, int slot, span_status root_statu
 
 inline void end_transaction(const transaction_handle& h) noexcept {
   if (h.slot < 0) return;
-  execution_context* ctx = t_current_context;
+  execution_context* ctx = current_context();
   if (ctx != h.ctx) {
     note_cross_context_end();
     return;
@@ -429,7 +464,7 @@ inline void finish_open_transactions_at_exit(execution_context& ctx) noexcept {
 }
 
 inline void set_transaction_status(const transaction_handle& h, span_status status) noexcept {
-  if (h.rec == nullptr || t_current_context != h.ctx || find_open_slot(*h.ctx, h.rec, h.serial) < 0) return;
+  if (h.rec == nullptr || current_context() != h.ctx || find_open_slot(*h.ctx, h.rec, h.serial) < 0) return;
   h.rec->spans[0].status.store(status, std::memory_order_relaxed);
 }
 
@@ -449,6 +484,7 @@ inline transaction_record* snapshot_open_transaction(runtime& rt, const transact
   copy->ctx_id = rec.ctx_id;
   copy->thread_id = rec.thread_id;
   std::memcpy(copy->thread_name, rec.thread_name, sizeof copy->thread_name);
+  copy->on_fiber = rec.on_fiber;
   copy->max_spans_limit = rec.max_spans_limit;
   copy->max_data_limit = rec.max_data_limit;
   copy->description_cap = rec.description_cap;
@@ -495,6 +531,13 @@ inline transaction_record* snapshot_open_transaction(runtime& rt, const transact
       to->text.original_size = from.text.original_size;
     }
     copy->data.publish_next();
+  }
+  const std::size_t switch_count = rec.switches.size();
+  for (std::size_t i = 0; i < switch_count; ++i) {
+    fiber_switch_event* to = copy->switches.prepare_next(transaction_record::max_switch_events);
+    if (to == nullptr) break;
+    *to = rec.switches[i];
+    copy->switches.publish_next();
   }
   copy->state.store(transaction_state::finished, std::memory_order_relaxed);
   return copy;

@@ -26,6 +26,10 @@ enum sample_flags : std::uint8_t {
   // The payload is registers + a copy of the stack (raw_stack_layout in unwind.hpp), not pcs:
   // the collector unwinds it with DWARF CFI.
   sample_flag_raw_stack = 1u << 2,
+  // The raw stack copy runs to the top of the stack (it was not cut at max_stack_copy_bytes): a
+  // read past its end is the stack's outermost frame asking for a caller that does not exist
+  // (a fiber's entry frame, whose return address sits above its stack), not a short copy.
+  sample_flag_stack_top = 1u << 3,
 };
 
 inline constexpr std::uint16_t anchor_unknown = 0xFFFF;

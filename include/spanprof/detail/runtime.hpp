@@ -69,7 +69,12 @@ struct runtime {
   std::atomic<bool> sampling_cpu{false};
 
   std::mutex registry_mutex;  // contexts register at their first transaction, not per span
-  std::vector<execution_context*> contexts;
+  std::vector<execution_context*> contexts;  // threads
+  // Fibers (fiber.hpp), under registry_mutex: the live ones, doubly linked through
+  // execution_context::registry_prev/next (a vector's erase would cost O(fibers) per fiber),
+  // and the released ones, kept for reuse and never freed.
+  execution_context* fiber_contexts = nullptr;
+  execution_context* free_fiber_contexts = nullptr;
 
   std::mutex lifecycle_mutex;  // serializes init() and shutdown()
   bool running = false;        // under lifecycle_mutex

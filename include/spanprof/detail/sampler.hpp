@@ -8,8 +8,9 @@
 //   timers once per tick (HZ=250 here), so above ~250 Hz expirations merge: each sample weighs
 //   1 + si_overrun and totals stay exact.
 //
-// Everything the handler touches is allocated at registration: the thread's ring, its stack
-// bounds, scratch arrays for the unwinder. The handler reads one initial-exec TLS pointer.
+// Everything the handler touches is allocated at registration: the thread's ring, scratch
+// arrays for the unwinder. The handler reads two initial-exec TLS pointers: the thread's
+// sampler and the execution context running on it (the thread's own, or a fiber's).
 #pragma once
 
 #include <pthread.h>
@@ -37,29 +38,51 @@
 namespace spanprof::detail {
 
 // What the handler reads of an execution context: which transaction and span are active now,
-// and the frame of the function that opened that span (gapfill.md §1). The owner updates it
-// with relaxed stores plus a signal fence, in the order gapfill.md prescribes; the handler runs
-// on the same thread, so it sees either the old or the new value of each field.
+// the frame of the function that opened that span (gapfill.md §1), and the stack the context
+// runs on. The owner updates the active fields with relaxed stores plus a signal fence, in the
+// order gapfill.md prescribes; the handler runs on the same thread, so it sees either the old
+// or the new value of each field. `ctx_id` and `stack` change only while the context runs on no
+// thread (a fiber's before it first runs; a thread's at registration).
+//
+// Keeping the stack here, not per thread, is what makes a fiber switch one store: the handler
+// reads t_running_context once and takes everything else from what it points to, so the bounds
+// it walks with always belong to the context it charges the sample to.
 struct active_state {
   std::uint64_t ctx_id = 0;
   std::atomic<std::uint64_t> txn_id{0};
   std::atomic<std::uint64_t> span_id{0};
   std::atomic<std::uintptr_t> anchor_fp{0};
+  // [lowest, highest) of the stack this context runs on; {0, 0} when unknown (a fiber created
+  // without its stack): its samples then keep only the interrupted pc.
+  stack_bounds stack;
 };
+
+// The execution context running on this thread (execution_context in context.hpp derives from
+// active_state): the thread's own, a fiber's, or null before the thread was registered. A fiber
+// switch is one relaxed store to it plus a signal fence. initial-exec TLS holding a constant-
+// initialized atomic: readable from the handler without the lazy allocation a dynamic TLS access
+// can do, and readable from the wall-mode ticker through thread_sampler::running.
+inline thread_local constinit std::atomic<active_state*> t_running_context
+    __attribute__((tls_model("initial-exec"))){nullptr};
+static_assert(std::atomic<active_state*>::is_always_lock_free);
 
 // One per registered thread. Owned by the sampler; freed only after the thread unregistered
 // and the collector drained its ring.
 struct thread_sampler {
   int thread_id = 0;
-  // The context running on this thread: one store switches it (fibers), the handler loads it.
-  std::atomic<active_state*> current{nullptr};
-  stack_bounds stack;
+  // This thread's t_running_context, for the ticker: which context runs there now. Valid until
+  // the thread unregisters (its TLS outlives its thread_local destructors).
+  const std::atomic<active_state*>* running = nullptr;
   std::unique_ptr<sample_ring> ring;
   std::unique_ptr<std::uintptr_t[]> scratch_pcs;
   std::unique_ptr<std::uintptr_t[]> scratch_frames;
   std::size_t max_depth = 0;
   timer_t cpu_timer{};
   bool has_cpu_timer = false;
+  // CPU mode: whether cpu_timer is armed. Changed by the thread (arm_cpu_timer) and by its own
+  // handler (which disarms it when it fires while no transaction runs), so an RMW: the handler
+  // interrupts the thread between instructions, never inside one.
+  std::atomic<bool> cpu_timer_armed{false};
   std::atomic<bool> exited{false};     // the thread is gone; drain, then recycle the ring
   volatile sig_atomic_t in_handler = 0;  // re-entrancy guard (a nested SIGPROF is dropped)
 };
@@ -109,10 +132,19 @@ inline void sigprof_handler(int signal_number, siginfo_t* info, void* raw_contex
   } else {
     ts->in_handler = 1;
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    active_state* ctx = ts->current.load(std::memory_order_relaxed);
+    // One load: everything below comes from the context it names, so a fiber switch (a single
+    // store to t_running_context) can never give a sample one fiber's ids and another's stack.
+    active_state* ctx = t_running_context.load(std::memory_order_relaxed);
     const std::uint64_t txn_id = ctx != nullptr ? ctx->txn_id.load(std::memory_order_relaxed) : 0;
     if (txn_id == 0) {
       g_handler_counters.outside_transaction.fetch_add(1, std::memory_order_relaxed);
+      // CPU mode: the running context has no transaction (a fiber without one took over, and
+      // switches do not disarm, to keep syscalls off the switch path): stop the timer until a
+      // context with a transaction runs again. timer_settime is async-signal-safe (POSIX).
+      if (info != nullptr && info->si_code == SI_TIMER && ts->cpu_timer_armed.exchange(false, std::memory_order_relaxed)) {
+        const itimerspec disarmed{};
+        timer_settime(ts->cpu_timer, 0, &disarmed, nullptr);
+      }
     } else {
       sample_record header{};
       header.t_ticks = now_ticks();
@@ -127,20 +159,38 @@ inline void sigprof_handler(int signal_number, siginfo_t* info, void* raw_contex
         header.weight += static_cast<std::uint32_t>(info->si_overrun);
       }
       auto& uc = *static_cast<ucontext_t*>(raw_context);
+      // The unwinders read only inside `bounds`, so they must be the bounds of the stack the
+      // thread is on. If the interrupted sp is not on the running context's stack, the thread
+      // is between the store that switched contexts and the jump that switches stacks (or runs
+      // on a stack spanprof was not told about): the sample is flagged in_switch (gapfill.md
+      // §1: it goes to no span) and keeps only its pc. Reading nothing then also matters for
+      // safety: a fiber library may be unmapping the previous fiber's stack in that window.
+      stack_bounds bounds = ctx->stack;
+#if defined(__x86_64__)
+      const auto sp = static_cast<std::uintptr_t>(uc.uc_mcontext.gregs[REG_RSP]);
+      if (!bounds.contains(sp, 1)) {
+        if (bounds.highest != 0) header.flags |= sample_flag_in_switch;
+        bounds = {};
+      }
+#endif
       bool pushed = false;
       if (g_sampler_settings.method.load(std::memory_order_relaxed) == unwind_method::dwarf) {
         std::uintptr_t prefix[raw_stack_layout::prefix_words];
         const std::uintptr_t* stack_words = nullptr;
         std::size_t stack_word_count = 0;
-        capture_raw_stack(uc, ts->stack, ctx->anchor_fp.load(std::memory_order_relaxed),
+        capture_raw_stack(uc, bounds, ctx->anchor_fp.load(std::memory_order_relaxed),
                           g_sampler_settings.max_stack_copy_bytes.load(std::memory_order_relaxed), prefix,
                           stack_words, stack_word_count);
         header.flags |= sample_flag_raw_stack;
+        if (stack_words != nullptr &&
+            bounds.highest - reinterpret_cast<std::uintptr_t>(stack_words + stack_word_count) < sizeof(std::uintptr_t)) {
+          header.flags |= sample_flag_stack_top;
+        }
         header.anchor_idx = anchor_unknown;  // located by the collector once it has unwound
         pushed = ts->ring->try_push_parts(header, prefix, raw_stack_layout::prefix_words, stack_words, stack_word_count);
       } else {
         const captured_stack stack =
-            unwind_frame_pointers(uc, ts->stack, ts->scratch_pcs.get(), ts->scratch_frames.get(), ts->max_depth);
+            unwind_frame_pointers(uc, bounds, ts->scratch_pcs.get(), ts->scratch_frames.get(), ts->max_depth);
         header.anchor_idx = find_anchor(ts->scratch_frames.get(), stack.depth,
                                         ctx->anchor_fp.load(std::memory_order_relaxed));
         if (stack.truncated) {
@@ -229,6 +279,7 @@ class sampler {
     std::lock_guard lock(mutex_);
     for (auto& ts : threads_) {
       if (ts->has_cpu_timer) {
+        ts->cpu_timer_armed.store(false, std::memory_order_relaxed);
         timer_delete(ts->cpu_timer);
         ts->has_cpu_timer = false;
       }
@@ -245,15 +296,18 @@ class sampler {
     new (&mutex_) std::mutex();
   }
 
-  // Registers the calling thread: stack bounds, ring, scratch space, CPU timer. Called at its
-  // first transaction, never from the handler. Returns nullptr on allocation failure.
-  thread_sampler* register_current_thread(active_state* initial_context, int thread_id) noexcept {
+  // Registers the calling thread: its stack bounds (into `thread_context`, the thread's own
+  // execution context; fibers carry theirs), ring, scratch space, CPU timer. Called at its first
+  // transaction (or the first switch to a fiber with one), never from the handler. Returns
+  // nullptr on allocation failure.
+  thread_sampler* register_current_thread(active_state& thread_context, int thread_id) noexcept {
     if (t_sampler != nullptr) return t_sampler;
     try {
       auto ts = std::make_unique<thread_sampler>();
       ts->thread_id = thread_id;
-      ts->current.store(initial_context, std::memory_order_relaxed);
-      ts->stack = current_thread_stack();
+      ts->running = &t_running_context;
+      // Before t_sampler is published below: no handler reads it earlier.
+      if (thread_context.stack.highest == 0) thread_context.stack = current_thread_stack();
       ts->max_depth = settings_.max_depth;
       ts->scratch_pcs.reset(new std::uintptr_t[ts->max_depth]);
       ts->scratch_frames.reset(new std::uintptr_t[ts->max_depth]);
@@ -288,6 +342,7 @@ class sampler {
     {
       std::lock_guard lock(mutex_);
       if (ts->has_cpu_timer) {
+        ts->cpu_timer_armed.store(false, std::memory_order_relaxed);
         timer_delete(ts->cpu_timer);
         ts->has_cpu_timer = false;
       }
@@ -296,11 +351,15 @@ class sampler {
     pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   }
 
-  // CPU mode: the calling thread entered / left its outermost transaction. One syscall each;
-  // a thread outside transactions has its timer disarmed and costs nothing.
+  // CPU mode: a context with a transaction starts running on the calling thread (armed), or
+  // the thread left its outermost transaction (disarmed). One syscall when the state changes,
+  // none otherwise; a thread outside transactions has its timer disarmed and costs nothing.
   void arm_cpu_timer(bool armed) noexcept {
     thread_sampler* ts = t_sampler;
     if (ts == nullptr || !ts->has_cpu_timer) return;
+    // An RMW, then the syscall: the handler (which may disarm) sees a consistent flag wherever
+    // it interrupts this.
+    if (ts->cpu_timer_armed.exchange(armed, std::memory_order_relaxed) == armed) return;
     itimerspec spec{};
     if (armed) {
       const std::int64_t period = g_sampler_settings.period_ns.load(std::memory_order_relaxed);
@@ -377,7 +436,10 @@ class sampler {
       // Linux's per-thread CPU clock id: see CPUCLOCK_* in the kernel's posix-timers.h.
       clock = static_cast<clockid_t>((~static_cast<unsigned>(ts.thread_id) << 3) | 6u);
     }
-    if (timer_create(clock, &event, &ts.cpu_timer) == 0) ts.has_cpu_timer = true;
+    if (timer_create(clock, &event, &ts.cpu_timer) == 0) {
+      ts.cpu_timer_armed.store(false, std::memory_order_relaxed);  // a new timer starts disarmed
+      ts.has_cpu_timer = true;
+    }
   }
 
   void tick_loop() noexcept {
@@ -407,7 +469,11 @@ class sampler {
         std::lock_guard lock(mutex_);
         for (auto& ts : threads_) {
           if (ts->exited.load(std::memory_order_relaxed)) continue;
-          const active_state* current = ts->current.load(std::memory_order_relaxed);
+          // Fiber contexts are recycled, never freed (fiber.hpp), and a thread's own context is
+          // freed only after it unregistered (under mutex_): `current` is safe to read even if
+          // the thread switches away from it right now, which at worst costs one signal that
+          // its handler counts as outside a transaction.
+          const active_state* current = ts->running->load(std::memory_order_relaxed);
           if (current != nullptr && current->txn_id.load(std::memory_order_relaxed) != 0) targets.push_back(ts->thread_id);
         }
       }

@@ -56,6 +56,7 @@ class dwarf_unwinder {
     current_.stack = words + raw_stack_layout::prefix_words;
     current_.stack_words = record.depth - raw_stack_layout::prefix_words;
     current_.read_outside_copy = false;
+    current_.copy_reaches_stack_top = (record.flags & sample_flag_stack_top) != 0;
     current_.pcs = pcs;
     current_.sps = frames;
     current_.depth = 0;
@@ -92,6 +93,7 @@ class dwarf_unwinder {
     const std::uintptr_t* stack = nullptr;
     std::size_t stack_words = 0;
     bool read_outside_copy = false;
+    bool copy_reaches_stack_top = false;
     std::uintptr_t* pcs = nullptr;
     std::uintptr_t* sps = nullptr;
     std::size_t depth = 0;
@@ -167,12 +169,13 @@ class dwarf_unwinder {
     return true;
   }
 
-  // Stack words come from the copy only; a read beyond it ends the walk (truncated).
+  // Stack words come from the copy only; a read beyond it ends the walk: truncated, unless the
+  // copy holds the whole stack up to its top (the outermost frame then has no caller).
   static bool read_stack_word(Dwfl*, Dwarf_Addr address, Dwarf_Word* result, void* arg) {
     auto& walk = *static_cast<walk_state*>(arg);
     const std::uintptr_t end = walk.stack_low + walk.stack_words * sizeof(std::uintptr_t);
     if (address < walk.stack_low || address > end || end - address < sizeof(Dwarf_Word)) {
-      walk.read_outside_copy = true;
+      walk.read_outside_copy = address < walk.stack_low || !walk.copy_reaches_stack_top;
       return false;
     }
     std::memcpy(result, reinterpret_cast<const unsigned char*>(walk.stack) + (address - walk.stack_low), sizeof(Dwarf_Word));

@@ -66,13 +66,14 @@ inline std::string build_stack_frames(const finished_transaction& txn, std::vect
 // Gap filling's spans (gapfill.md §4): X events nested under the span whose gap they fill,
 // categories spanprof.inferred and spanprof.gap, the §2.6 attributes in args.
 inline void append_derived_spans(std::string& out, const finished_transaction& txn, const transaction_analysis& a,
-                                 std::int64_t origin_ns, json_text_stats& stats) {
+                                 std::uint32_t track_tid, std::int64_t origin_ns, json_text_stats& stats) {
   for (const gapfill::derived_span& d : a.gaps.derived_spans) {
     out += ",{\"ph\":\"X\",\"name\":";
     append_json_string(out, d.description, stats);
     out += d.kind == gapfill::derived_kind::gap ? ",\"cat\":\"spanprof.gap\"" : ",\"cat\":\"spanprof.inferred\"";
+    // On the fiber's track for a fiber's transaction, else on the thread whose samples made it.
     fmt::format_to(std::back_inserter(out), ",\"pid\":{},\"tid\":{},\"ts\":", txn.process.pid,
-                   d.tid != 0 ? d.tid : static_cast<std::uint32_t>(txn.rec.thread_id));
+                   txn.rec.on_fiber || d.tid == 0 ? track_tid : d.tid);
     // A derived span often starts exactly where a sibling span ends (its gap's edge). Viewers
     // that turn X events into begin/end pairs (speedscope) may then order the begin before the
     // sibling's end and see overlapping slices: `depth` ns inward on each side (a nested
@@ -96,7 +97,8 @@ inline std::string write_chrome_trace(const finished_transaction& txn, json_text
   const span_record& root = txn.span(0);
   const std::int64_t origin_ns = txn.begin_ns(0);
   const auto pid = txn.process.pid;
-  const auto tid = txn.rec.thread_id;
+  const transaction_track track = transaction_track::of(txn.rec);
+  const auto tid = track.tid;
 
   out += "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"exporter\":\"spanprof ";
   out += spanprof_version;
@@ -120,8 +122,7 @@ inline std::string write_chrome_trace(const finished_transaction& txn, json_text
   append_json_string(out, txn.process.name, stats);
   out += "}}";
   fmt::format_to(std::back_inserter(out), ",{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{},\"tid\":{},\"args\":{{\"name\":", pid, tid);
-  const std::string thread_label = txn.rec.thread_name[0] != '\0' ? txn.rec.thread_name : fmt::format("thread {}", tid);
-  append_json_string(out, thread_label, stats);
+  append_json_string(out, track.label, stats);
   out += "}}";
 
   const auto data = data_by_span(txn);
@@ -164,8 +165,9 @@ inline std::string write_chrome_trace(const finished_transaction& txn, json_text
     }
     out += "}}";
   }
-  if (txn.analysis != nullptr) append_derived_spans(out, txn, *txn.analysis, origin_ns, stats);
-  // Samples as thread-scoped instant events. With the analysis, each names its stack through
+  if (txn.analysis != nullptr) append_derived_spans(out, txn, *txn.analysis, tid, origin_ns, stats);
+  // Samples as thread-scoped instant events, on the transaction's track (a fiber's samples
+  // under its spans, whichever thread ran it: that one is in args.thread_id). With the analysis, each names its stack through
   // "sf", a node of the top-level "stackFrames" tree (root first, shared prefixes written
   // once), which is how the Trace Event Format attaches stacks to events.
   std::vector<std::uint32_t> sample_node;
@@ -173,11 +175,12 @@ inline std::string write_chrome_trace(const finished_transaction& txn, json_text
   for (std::size_t n = 0; n < txn.sampled.samples.size(); ++n) {
     const collected_sample& sample = txn.sampled.samples[n];
     fmt::format_to(std::back_inserter(out), ",{{\"ph\":\"i\",\"name\":\"sample\",\"cat\":\"spanprof.sample\",\"s\":\"t\",\"pid\":{},\"tid\":{},\"ts\":",
-                   pid, sample.tid);
+                   pid, txn.rec.on_fiber ? tid : sample.tid);
     append_us_from_ns(out, txn.ticks.to_ns(sample.t_ticks) - origin_ns);
     if (!sample_node.empty() && sample_node[n] != 0) fmt::format_to(std::back_inserter(out), ",\"sf\":\"{}\"", sample_node[n]);
-    fmt::format_to(std::back_inserter(out), ",\"args\":{{\"leaf\":\"{:#x}\",\"depth\":{},\"span_id\":\"{}\",\"weight\":{}",
-                   sample.pcs.empty() ? 0 : sample.pcs.front(), sample.pcs.size(), to_hex(sample.span_id).text, sample.weight);
+    fmt::format_to(std::back_inserter(out), ",\"args\":{{\"leaf\":\"{:#x}\",\"depth\":{},\"span_id\":\"{}\",\"weight\":{},\"thread_id\":{}",
+                   sample.pcs.empty() ? 0 : sample.pcs.front(), sample.pcs.size(), to_hex(sample.span_id).text, sample.weight,
+                   sample.tid);
     if ((sample.flags & sample_flag_truncated) != 0) out += ",\"truncated\":true";
     out += ",\"stack\":[";
     for (std::size_t k = 0; k < sample.pcs.size(); ++k) {

@@ -106,6 +106,28 @@ struct finished_transaction {
   }
 };
 
+// Where viewers draw a transaction's spans and samples: its thread, or, for a transaction opened
+// on a fiber, a track of the fiber's own — the fiber may run on several threads, and other
+// fibers' requests share its threads. Kernel tids stay below 2^22 (PID_MAX_LIMIT), so fiber
+// tracks numbered from 2^30 never collide with a thread's.
+struct transaction_track {
+  std::uint32_t tid = 0;
+  std::string label;
+
+  static transaction_track of(const transaction_record& rec) {
+    transaction_track t;
+    if (rec.on_fiber) {
+      const std::uint64_t fiber_number = rec.ctx_id & ~fiber_ctx_id_bit;
+      t.tid = static_cast<std::uint32_t>((std::uint64_t{1} << 30) | (fiber_number & ((std::uint64_t{1} << 30) - 1)));
+      t.label = fmt::format("fiber {} (began on thread {})", fiber_number, rec.thread_id);
+    } else {
+      t.tid = static_cast<std::uint32_t>(rec.thread_id);
+      t.label = rec.thread_name[0] != '\0' ? std::string(rec.thread_name) : fmt::format("thread {}", rec.thread_id);
+    }
+    return t;
+  }
+};
+
 // RFC 3339 UTC with microseconds ("2024-05-01T12:00:00.000100Z"): what Sentry, Relay and
 // sentry-cli all accept for start_timestamp/timestamp.
 inline void append_rfc3339_us(std::string& out, std::int64_t epoch_ns) {

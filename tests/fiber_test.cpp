@@ -1,0 +1,872 @@
+// Fibers: transactions on Boost.Context fibers (spanprof::profiled_fiber) and on fibers wired by
+// hand (fiber_context + fiber_switch_scope), with known truth. Samples and spans are read back
+// from the files written after shutdown(); the switch events and the handler's in_switch rule,
+// which no writer shows yet, through spanprof::detail.
+#include <doctest/doctest.h>
+#include <spanprof/spanprof.hpp>
+
+#if defined(SPANPROF_DISABLE)
+TEST_CASE("fiber: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
+#else
+
+#include <spanprof/boost_context.hpp>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sampler_support.hpp"
+#include "test_support.hpp"
+
+using namespace spanprof_test;
+using spanprof::profiled_fiber;
+using spanprof::sampling_mode;
+
+// Known truth: fiber A works in work_a, fiber B in work_b; both burn CPU in spanprof_test_burn(),
+// which records the return address of its call, so a sample's stack tells which was running.
+std::atomic<std::uintptr_t> g_return_into_a{0};
+std::atomic<std::uintptr_t> g_return_into_b{0};
+
+extern "C" [[gnu::noinline]] void spanprof_fiber_test_work_a(std::int64_t cpu_ns) {
+  spanprof_test_burn(cpu_ns, &g_return_into_a);
+  asm volatile("" ::: "memory");  // no tail call: work_a's frame stays on the stack
+}
+
+extern "C" [[gnu::noinline]] void spanprof_fiber_test_work_b(std::int64_t cpu_ns) {
+  spanprof_test_burn(cpu_ns, &g_return_into_b);
+  asm volatile("" ::: "memory");
+}
+
+namespace {
+
+int gettid_now() { return static_cast<int>(::syscall(SYS_gettid)); }
+
+bool stack_contains(const sample_event& s, std::uintptr_t pc) {
+  for (std::size_t k = 1; k < s.stack.size(); ++k) {
+    if (s.stack[k] == pc) return true;
+  }
+  return false;
+}
+
+// The spans the program opened (origin "manual"), without the ones the gap filler derives.
+std::vector<json> manual_spans(const json& txn) {
+  std::vector<json> out;
+  for (const json& span : txn.at("spans")) {
+    if (span.value("origin", std::string()) == "manual") out.push_back(span);
+  }
+  return out;
+}
+
+const span_event* span_with_id(const trace_file& t, const std::string& id) {
+  for (const span_event& e : t.spans) {
+    if (e.span_id == id) return &e;
+  }
+  return nullptr;
+}
+
+void burn_cpu(std::int64_t ns) {
+  const std::int64_t start = thread_cpu_ns();
+  while (thread_cpu_ns() - start < ns) {
+  }
+}
+
+// The transaction record the running context has open in `slot` (white-box: switch events are
+// in no output yet). Only the context's owner may read it, i.e. code running on that context.
+// CHECK, not REQUIRE: this runs inside fibers, and an exception must not leave one.
+const spanprof::detail::transaction_record* open_record(int slot = 0) {
+  spanprof::detail::execution_context* ctx = spanprof::detail::current_context();
+  CHECK(ctx != nullptr);
+  if (ctx == nullptr || ctx->depth <= slot) return nullptr;
+  return ctx->open[static_cast<std::size_t>(slot)].load();
+}
+
+struct switch_event_copy {
+  std::int64_t t_ticks;
+  std::uint32_t tid;
+  spanprof::detail::fiber_switch_kind kind;
+};
+
+std::vector<switch_event_copy> switches_of(const spanprof::detail::transaction_record* rec) {
+  std::vector<switch_event_copy> out;
+  CHECK(rec != nullptr);
+  if (rec == nullptr) return out;
+  for (std::size_t i = 0; i < rec->switches.size(); ++i) {
+    const auto& e = rec->switches[i];
+    out.push_back({e.t_ticks, e.tid, e.kind});
+  }
+  return out;
+}
+
+constexpr auto suspend = spanprof::detail::fiber_switch_kind::suspend;
+constexpr auto resume = spanprof::detail::fiber_switch_kind::resume;
+
+// ---- two fibers, one thread -----------------------------------------------------------------
+
+void two_fibers_one_thread(sampling_mode mode) {
+  temp_dir dir;
+  constexpr int rounds = 60;
+  // 180 ms of CPU in A, 300 ms in B, interleaved. Slices that are not multiples of the kernel's
+  // 4 ms tick: with 4 ms each, the tick that detects a CPU timer's expiry can keep landing in
+  // the same fiber, and on a loaded machine (few, heavy signals) that fiber took them all.
+  constexpr std::int64_t slice_a_ns = 3'000'000, slice_b_ns = 5'000'000;
+  int scheduler_tid = 0;
+  spanprof::counters after{};
+  {
+    session s(sampling_config(dir, mode));
+    std::thread scheduler([&] {
+      scheduler_tid = gettid_now();
+      profiled_fiber a{[&](profiled_fiber&& main) {
+        SPANPROF_TRANSACTION("fiber-a");
+        for (int i = 0; i < rounds; ++i) {
+          {
+            SPANPROF_SPAN("work", "a");
+            spanprof_fiber_test_work_a(slice_a_ns);
+          }
+          main = std::move(main).resume();
+        }
+        return std::move(main);
+      }};
+      profiled_fiber b{[&](profiled_fiber&& main) {
+        SPANPROF_TRANSACTION("fiber-b");
+        for (int i = 0; i < rounds; ++i) {
+          {
+            SPANPROF_SPAN("work", "b");
+            spanprof_fiber_test_work_b(slice_b_ns);
+          }
+          main = std::move(main).resume();
+        }
+        return std::move(main);
+      }};
+      // Round robin; the scheduler itself has no transaction.
+      while (a || b) {
+        if (a) a = std::move(a).resume();
+        if (b) b = std::move(b).resume();
+      }
+    });
+    scheduler.join();
+    after = spanprof::stats();
+  }
+  const auto traces = read_traces(dir.path());
+  REQUIRE(traces.size() == 2);
+  const std::uintptr_t ra_a = g_return_into_a.load(), ra_b = g_return_into_b.load();
+  REQUIRE(ra_a != 0);
+  REQUIRE(ra_b != 0);
+  REQUIRE(ra_a != ra_b);
+  std::uint64_t total_weight = 0;
+  struct expectation {
+    std::string name, own_span, other_span;
+    std::uintptr_t own_ra, other_ra;
+    std::int64_t cpu_ms;
+  };
+  for (const expectation& e : {expectation{"fiber-a", "a", "b", ra_a, ra_b, 180}, expectation{"fiber-b", "b", "a", ra_b, ra_a, 300}}) {
+    const std::string& name = e.name;
+    const std::string& own_span = e.own_span;
+    const std::string& other_span = e.other_span;
+    const std::uintptr_t own_ra = e.own_ra, other_ra = e.other_ra;
+    CAPTURE(name);
+    const trace_file& t = trace_named(traces, name);
+    // Spans: the root and exactly one per round, all its own.
+    std::size_t own_spans = 0, foreign_spans = 0;
+    for (const span_event& span : t.spans) {
+      if (span.is_transaction) continue;
+      own_spans += span.name == own_span ? 1 : 0;
+      foreign_spans += span.name == other_span ? 1 : 0;
+    }
+    CHECK(own_spans == static_cast<std::size_t>(rounds));
+    CHECK(foreign_spans == 0);
+    // Samples: each one's stack shows its own fiber's function, never the other's.
+    std::size_t with_own = 0, with_other = 0, foreign_span_ids = 0, wrong_tid = 0;
+    std::uint64_t weight = 0;
+    for (const sample_event& smp : t.samples) {
+      weight += smp.weight;
+      with_own += stack_contains(smp, own_ra) ? 1 : 0;
+      with_other += stack_contains(smp, other_ra) ? 1 : 0;
+      foreign_span_ids += span_with_id(t, smp.span_id) == nullptr ? 1 : 0;
+      wrong_tid += smp.tid != static_cast<std::uint64_t>(scheduler_tid) ? 1 : 0;
+    }
+    MESSAGE(mode_name(mode), " mode, ", name, ": ", t.samples.size(), " samples (weight ", weight, "), ", with_own,
+            " in its own function, ", with_other, " in the other fiber's");
+    CHECK(with_other == 0);
+    CHECK(foreign_span_ids == 0);
+    CHECK(wrong_tid == 0);
+    // At 1 kHz: ~1 sample per ms in wall mode; half of that is the bar (a third under TSan). In
+    // CPU mode the kernel checks the timer once per tick (HZ=250), less often on a loaded
+    // machine, where expirations merge into a few heavy samples, each charged whole to the
+    // fiber running at that moment: the per-fiber split is then too coarse to test, the total
+    // below is not.
+    if (mode == sampling_mode::wall) {
+      CHECK(t.samples.size() >= static_cast<std::size_t>(e.cpu_ms / (signals_deferred ? 3 : 2)));
+    } else if (!signals_deferred) {  // TSan merges deferred signals further still
+      CHECK(!t.samples.empty());
+    }
+    total_weight += weight;
+    if (!signals_deferred) CHECK(with_own * 10 >= t.samples.size() * 9);  // almost all in its function
+  }
+  MESSAGE(mode_name(mode), " mode: ", after.samples_outside_transaction, " signals outside a transaction");
+  // The weights add up to the CPU milliseconds (480 for both fibers), whatever the load.
+  if (mode == sampling_mode::cpu) CHECK(total_weight >= (signals_deferred ? 160u : 240u));
+  // The scheduler runs between the fibers without a transaction: in wall mode it is not signalled
+  // then; in CPU mode the timer is not disarmed on each switch, but its first signal outside a
+  // transaction disarms it, and the round robin never leaves the scheduler running for long.
+  CHECK(after.samples_outside_transaction <= (mode == sampling_mode::wall ? 10u : 40u));
+  CHECK(after.cross_context_ends == 0);
+}
+
+}  // namespace
+
+TEST_CASE("fiber: two fibers on one thread, wall mode — every sample and span in its own fiber's transaction") {
+  two_fibers_one_thread(sampling_mode::wall);
+}
+
+TEST_CASE("fiber: two fibers on one thread, cpu mode — the thread's timer charges the running fiber") {
+  two_fibers_one_thread(sampling_mode::cpu);
+}
+
+// ---- migration -----------------------------------------------------------------------------
+
+TEST_CASE("fiber: a fiber migrated to another thread keeps its transaction and span stack; its samples carry the new thread") {
+  temp_dir dir;
+  int tid_1 = 0, tid_2 = 0;
+  std::vector<switch_event_copy> events;
+  {
+    spanprof::config cfg = sampling_config(dir, sampling_mode::wall);
+    cfg.formats = spanprof::output_format::chrome_trace | spanprof::output_format::sentry_transaction;
+    session s(cfg);
+    profiled_fiber handed_over;  // written by the first thread, read after joining it
+    profiled_fiber f{[&](profiled_fiber&& caller) {
+      SPANPROF_TRANSACTION("migrating");
+      {
+        SPANPROF_SPAN("phase", "outer");
+        spanprof_fiber_test_work_a(100'000'000);  // on the first thread
+        caller = std::move(caller).resume();       // suspended inside "outer"
+        spanprof_fiber_test_work_b(100'000'000);  // on the second thread
+        {
+          SPANPROF_SPAN("phase", "inner");
+          burn_cpu(5'000'000);
+        }
+      }
+      events = switches_of(open_record());
+      return std::move(caller);
+    }};
+    std::thread first([&] {
+      tid_1 = gettid_now();
+      f = std::move(f).resume();
+      handed_over = std::move(f);
+    });
+    first.join();
+    REQUIRE(handed_over);
+    // A thread that never opened a transaction: the fiber registers it when it arrives.
+    std::thread second([&] {
+      tid_2 = gettid_now();
+      handed_over = std::move(handed_over).resume();
+      CHECK_FALSE(handed_over);  // the fiber ended
+    });
+    second.join();
+  }
+  // The switch record: suspended on the first thread, resumed on the second, in that order.
+  REQUIRE(events.size() == 2);
+  CHECK(events[0].kind == suspend);
+  CHECK(events[0].tid == static_cast<std::uint32_t>(tid_1));
+  CHECK(events[1].kind == resume);
+  CHECK(events[1].tid == static_cast<std::uint32_t>(tid_2));
+  CHECK(events[0].t_ticks <= events[1].t_ticks);
+
+  const auto traces = read_traces(dir.path());
+  REQUIRE(traces.size() == 1);
+  const trace_file& t = trace_named(traces, "migrating");
+  // Drawn on a track of the fiber's own, above every thread id, named after the thread it
+  // began on.
+  CHECK(t.tid >= (std::uint64_t{1} << 30));
+  CHECK(t.track_name.find(fmt::format("began on thread {}", tid_1)) != std::string::npos);
+  const auto txns = read_transactions(dir.path());
+  const json txn = transaction_named(txns, "migrating");
+  CHECK(txn.at("contexts").at("trace").at("status") == "ok");
+  const json outer = span_described(txn, "outer");
+  const json inner = span_described(txn, "inner");
+  CHECK(outer.at("parent_span_id") == root_span_id(txn));
+  CHECK(inner.at("parent_span_id") == outer.at("span_id"));  // the span stack survived the move
+  CHECK(outer.at("status") == "ok");
+  CHECK(inner.at("status") == "ok");
+  CHECK_FALSE(outer.at("data").contains("spanprof.auto_closed"));
+  CHECK(manual_spans(txn).size() == 2);
+
+  const std::uintptr_t ra_a = g_return_into_a.load(), ra_b = g_return_into_b.load();
+  std::size_t on_1 = 0, on_2 = 0, on_other = 0, a_on_1 = 0, a_elsewhere = 0, b_on_2 = 0, b_elsewhere = 0;
+  for (const sample_event& smp : t.samples) {
+    const bool first = smp.tid == static_cast<std::uint64_t>(tid_1), second = smp.tid == static_cast<std::uint64_t>(tid_2);
+    on_1 += first ? 1 : 0;
+    on_2 += second ? 1 : 0;
+    on_other += !first && !second ? 1 : 0;
+    if (stack_contains(smp, ra_a)) (first ? a_on_1 : a_elsewhere) += 1;
+    if (stack_contains(smp, ra_b)) (second ? b_on_2 : b_elsewhere) += 1;
+  }
+  MESSAGE(t.samples.size(), " samples: ", on_1, " on the first thread (", a_on_1, " in work_a), ", on_2,
+          " on the second (", b_on_2, " in work_b)");
+  // 100 ms of CPU on each thread at 1 kHz.
+  CHECK(on_1 >= (signals_deferred ? 10u : 60u));
+  CHECK(on_2 >= (signals_deferred ? 10u : 60u));
+  CHECK(on_other == 0);
+  CHECK(a_elsewhere == 0);
+  CHECK(b_elsewhere == 0);
+  if (!signals_deferred) {  // TSan runs the handler later, in its runtime: stacks are not comparable
+    CHECK(a_on_1 * 10 >= on_1 * 8);
+    CHECK(b_on_2 * 10 >= on_2 * 8);
+  }
+}
+
+// ---- many fibers, many threads --------------------------------------------------------------
+
+TEST_CASE("fiber: 1,000 fibers × 3 short transactions on 4 threads, migrating at every yield — none lost or mixed up") {
+  temp_dir dir;
+  constexpr int fiber_count = 1000;
+  constexpr int txns_per_fiber = 3;
+  constexpr int thread_count = 4;
+  std::atomic<int> migrations{0};
+  spanprof::counters after{};
+  {
+    spanprof::config cfg = sampling_config(dir, sampling_mode::wall, 1000);
+    cfg.formats = spanprof::output_format::sentry_transaction;
+    cfg.max_pending_transactions = 1 << 16;  // the collector must never have to drop one
+    session s(cfg);
+
+    // A run queue shared by the threads: a fiber that yields goes to the back and is resumed by
+    // whichever thread takes it next.
+    struct task {
+      profiled_fiber fiber;
+      int last_tid = 0;
+    };
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::deque<task> queue;
+    int remaining = fiber_count;
+    for (int i = 0; i < fiber_count; ++i) {
+      queue.push_back({profiled_fiber{[i](profiled_fiber&& worker) {
+                         for (int k = 0; k < txns_per_fiber; ++k) {
+                           const std::string name = "f" + std::to_string(i) + "-t" + std::to_string(k);
+                           SPANPROF_TRANSACTION_NAMED(txn, name, "task");
+                           txn.set_data("fiber", i);
+                           {
+                             SPANPROF_SPAN("step", name + "-s0");
+                             worker = std::move(worker).resume();
+                           }
+                           {
+                             SPANPROF_SPAN("step", name + "-s1");
+                             worker = std::move(worker).resume();
+                           }
+                         }
+                         return std::move(worker);
+                       }},
+                       0});
+    }
+    std::vector<std::thread> threads;
+    for (int w = 0; w < thread_count; ++w) {
+      threads.emplace_back([&] {
+        const int me = gettid_now();
+        for (;;) {
+          std::unique_lock lock(mutex);
+          ready.wait(lock, [&] { return !queue.empty() || remaining == 0; });
+          if (queue.empty()) return;
+          task t = std::move(queue.front());
+          queue.pop_front();
+          lock.unlock();
+          if (t.last_tid != 0 && t.last_tid != me) migrations.fetch_add(1, std::memory_order_relaxed);
+          t.last_tid = me;
+          t.fiber = std::move(t.fiber).resume();
+          lock.lock();
+          if (t.fiber) {
+            queue.push_back(std::move(t));
+            ready.notify_one();
+          } else if (--remaining == 0) {
+            ready.notify_all();
+          }
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    after = spanprof::stats();
+  }
+  MESSAGE(migrations.load(), " resumptions on another thread than the previous one; ", after.samples_taken, " samples");
+  CHECK(migrations.load() > 0);
+  CHECK(after.transactions_started == fiber_count * txns_per_fiber);
+  CHECK(after.transactions_finished == fiber_count * txns_per_fiber);
+  CHECK(after.transactions_dropped == 0);
+  CHECK(after.transactions_aborted == 0);
+  CHECK(after.cross_context_ends == 0);
+  CHECK(after.spans_auto_closed == 0);
+
+  const auto txns = read_transactions(dir.path());
+  CHECK(txns.size() == static_cast<std::size_t>(fiber_count * txns_per_fiber));
+  std::set<std::string> names;
+  std::size_t misattributed = 0;
+  for (const json& txn : txns) {
+    const std::string name = txn.at("transaction").get<std::string>();
+    names.insert(name);
+    const auto dash = name.find("-t");
+    REQUIRE(dash != std::string::npos);
+    const int fiber = std::stoi(name.substr(1, dash - 1));
+    const std::vector<json> spans = manual_spans(txn);
+    bool right = txn.at("contexts").at("trace").at("status") == "ok" &&
+                 txn.at("contexts").at("trace").at("data").at("fiber") == fiber && spans.size() == 2;
+    for (const json& span : spans) {
+      const std::string d = span.at("description").get<std::string>();
+      right = right && (d == name + "-s0" || d == name + "-s1") && span.at("parent_span_id") == root_span_id(txn) &&
+              span.at("status") == "ok";
+    }
+    if (right) right = spans[0].at("description") != spans[1].at("description");
+    if (!right) {
+      if (misattributed < 5) MESSAGE("wrong: ", txn.dump());
+      ++misattributed;
+    }
+  }
+  CHECK(names.size() == static_cast<std::size_t>(fiber_count * txns_per_fiber));
+  CHECK(misattributed == 0);
+}
+
+// ---- destruction ----------------------------------------------------------------------------
+
+TEST_CASE("fiber: a fiber destroyed with an open transaction is closed as aborted") {
+  temp_dir dir;
+  bool unwound = false;
+  spanprof::counters after{};
+  {
+    spanprof::config cfg = config_for(dir);
+    cfg.sampling = false;
+    session s(cfg);
+    std::thread owner([&] {
+      struct on_unwind {
+        bool& flag;
+        ~on_unwind() { flag = true; }
+      };
+      profiled_fiber f{[&](profiled_fiber&& caller) {
+        on_unwind watch{unwound};
+        SPANPROF_TRANSACTION("doomed");
+        SPANPROF_SPAN("db.sql.query", "never finished");
+        caller = std::move(caller).resume();
+        FAIL_CHECK("a destroyed fiber was resumed");
+        return std::move(caller);
+      }};
+      f = std::move(f).resume();  // suspended inside its transaction and span
+      CHECK(f);
+      f = profiled_fiber();  // destroyed: Boost unwinds its stack
+      CHECK(unwound);
+      // And one that never ran: nothing to record, nothing to unwind.
+      profiled_fiber never{[](profiled_fiber&& caller) { return std::move(caller); }};
+    });
+    owner.join();
+    after = spanprof::stats();
+  }
+  CHECK(after.transactions_aborted == 1);
+  CHECK(after.cross_context_ends == 0);  // the unwinding ran as the fiber, on finished records
+  const auto txns = read_transactions(dir.path());
+  REQUIRE(txns.size() == 1);
+  const json txn = transaction_named(txns, "doomed");
+  CHECK(txn.at("contexts").at("trace").at("status") == "aborted");
+  const json span = span_described(txn, "never finished");
+  CHECK(span.at("status") == "deadline_exceeded");
+  CHECK(span.at("data").at("spanprof.auto_closed") == true);
+}
+
+// ---- fibers wired by hand: fiber_context + fiber_switch_scope -------------------------------
+
+namespace {
+
+namespace bctx = boost::context;
+
+// A hand-written scheduler over raw Boost.Context fibers: each task owns its fiber_context and
+// the scheduler makes it the running one around each resume.
+struct raw_task {
+  spanprof::fiber_context profile;
+  bctx::fiber fiber;
+};
+
+}  // namespace
+
+TEST_CASE("fiber: wired by hand, the scheduler switching around resume — transactions stay apart") {
+  temp_dir dir;
+  std::vector<switch_event_copy> events_a;
+  int scheduler_tid = 0;
+  {
+    spanprof::config cfg = config_for(dir);
+    cfg.sampling = false;
+    session s(cfg);
+    std::thread scheduler([&] {
+      scheduler_tid = gettid_now();
+      raw_task a, b;
+      a.fiber = bctx::fiber{[&](bctx::fiber&& main) {
+        SPANPROF_TRANSACTION("raw-a");
+        for (int i = 0; i < 3; ++i) {
+          SPANPROF_SPAN("step", "a" + std::to_string(i));
+          main = std::move(main).resume();
+        }
+        events_a = switches_of(open_record());
+        return std::move(main);
+      }};
+      b.fiber = bctx::fiber{[&](bctx::fiber&& main) {
+        SPANPROF_TRANSACTION("raw-b");
+        for (int i = 0; i < 3; ++i) {
+          SPANPROF_SPAN("step", "b" + std::to_string(i));
+          main = std::move(main).resume();
+        }
+        return std::move(main);
+      }};
+      SPANPROF_TRANSACTION("scheduler");  // the thread's own: suspended while a task runs
+      while (a.fiber || b.fiber) {
+        for (raw_task* t : {&a, &b}) {
+          if (!t->fiber) continue;
+          spanprof::fiber_switch_scope running(t->profile);
+          CHECK(t->profile.is_current());
+          t->fiber = std::move(t->fiber).resume();
+        }
+        CHECK_FALSE(a.profile.is_current());
+        SPANPROF_SPAN("scheduler", "tick");  // lands on the scheduler's own transaction
+      }
+    });
+    scheduler.join();
+  }
+  // Task A ran 4 times: 3 suspensions, each followed by a resumption, all on the scheduler.
+  REQUIRE(events_a.size() == 6);
+  for (std::size_t i = 0; i < events_a.size(); ++i) {
+    CHECK(events_a[i].kind == (i % 2 == 0 ? suspend : resume));
+    CHECK(events_a[i].tid == static_cast<std::uint32_t>(scheduler_tid));
+    if (i > 0) CHECK(events_a[i - 1].t_ticks <= events_a[i].t_ticks);
+  }
+  const auto txns = read_transactions(dir.path());
+  REQUIRE(txns.size() == 3);
+  for (const char* name : {"raw-a", "raw-b"}) {
+    const json txn = transaction_named(txns, name);
+    REQUIRE(manual_spans(txn).size() == 3);
+    for (int i = 0; i < 3; ++i) {
+      const json span = span_described(txn, std::string(1, name[4]) + std::to_string(i));
+      CHECK(span.at("parent_span_id") == root_span_id(txn));
+    }
+  }
+  const json sched = transaction_named(txns, "scheduler");
+  CHECK(manual_spans(sched).size() == 4);  // one tick per round, nothing of the tasks'
+  for (const json& span : manual_spans(sched)) CHECK(span.at("description") == "tick");
+}
+
+TEST_CASE("fiber: wired by hand from inside the fiber (asio::spawn style) — running scope, suspended scope around each yield") {
+  temp_dir dir;
+  {
+    spanprof::config cfg = config_for(dir);
+    cfg.sampling = false;
+    session s(cfg);
+    std::thread scheduler([&] {
+      auto body = [](const char* name) {
+        return [name](bctx::fiber&& main) {
+          spanprof::fiber_context profile;
+          spanprof::fiber_switch_scope running(profile);
+          {
+            SPANPROF_TRANSACTION(name);
+            for (int i = 0; i < 3; ++i) {
+              SPANPROF_SPAN("step", std::string(name) + "-" + std::to_string(i));
+              spanprof::fiber_switch_scope suspended(nullptr);  // the thread's own context meanwhile
+              main = std::move(main).resume();
+            }
+          }
+          return std::move(main);
+        };
+      };
+      bctx::fiber a{body("inner-a")};
+      bctx::fiber b{body("inner-b")};
+      SPANPROF_TRANSACTION("loop");
+      while (a || b) {
+        if (a) a = std::move(a).resume();
+        if (b) b = std::move(b).resume();
+        SPANPROF_SPAN("loop", "tick");
+      }
+    });
+    scheduler.join();
+  }
+  const auto txns = read_transactions(dir.path());
+  REQUIRE(txns.size() == 3);
+  for (const char* name : {"inner-a", "inner-b"}) {
+    const json txn = transaction_named(txns, name);
+    CHECK(manual_spans(txn).size() == 3);
+    for (int i = 0; i < 3; ++i) CHECK(has_span_described(txn, std::string(name) + "-" + std::to_string(i)));
+  }
+  const json loop = transaction_named(txns, "loop");
+  CHECK(manual_spans(loop).size() == 4);
+  for (const json& span : manual_spans(loop)) CHECK(span.at("description") == "tick");
+}
+
+TEST_CASE("fiber: wired by hand, a suspended fiber given up — abandon(), then its RAII ends do nothing: aborted, no cross-context end") {
+  temp_dir dir;
+  spanprof::counters after{};
+  {
+    spanprof::config cfg = config_for(dir);
+    cfg.sampling = false;
+    session s(cfg);
+    std::thread scheduler([&] {
+      // The fiber is told to give up and returns, running the RAII ends of its transaction and
+      // span, as a library that cancels fibers (or Boost's forced unwinding) would. Returning
+      // rather than destroying it keeps this raw, unannotated Boost fiber clean under ASan.
+      raw_task t;
+      bool cancelled = false;
+      t.fiber = bctx::fiber{[&](bctx::fiber&& main) {
+        SPANPROF_TRANSACTION("raw-doomed");
+        SPANPROF_SPAN("step", "left open");
+        main = std::move(main).resume();
+        CHECK(cancelled);
+        return std::move(main);
+      }};
+      {
+        spanprof::fiber_switch_scope running(t.profile);
+        t.fiber = std::move(t.fiber).resume();
+      }
+      t.profile.abandon();  // finished now, as aborted
+      cancelled = true;
+      spanprof::fiber_switch_scope running(t.profile);  // its code runs as itself
+      t.fiber = std::move(t.fiber).resume();
+      CHECK_FALSE(t.fiber);
+    });
+    scheduler.join();
+    after = spanprof::stats();
+  }
+  CHECK(after.transactions_aborted == 1);
+  CHECK(after.cross_context_ends == 0);
+  const auto txns = read_transactions(dir.path());
+  REQUIRE(txns.size() == 1);
+  CHECK(transaction_named(txns, "raw-doomed").at("contexts").at("trace").at("status") == "aborted");
+}
+
+TEST_CASE("fiber: a fiber_context destroyed with a transaction open finishes it as aborted") {
+  temp_dir dir;
+  {
+    spanprof::config cfg = config_for(dir);
+    cfg.sampling = false;
+    session s(cfg);
+    std::thread thread([] {
+      constexpr spanprof::detail::span_site site{"site", __FILE__, __LINE__};
+      auto profile = std::make_unique<spanprof::fiber_context>();
+      std::optional<spanprof::scoped_transaction> txn;
+      {
+        spanprof::fiber_switch_scope running(*profile);
+        txn.emplace("context-destroyed", "task", &site, __builtin_frame_address(0));
+        CHECK(txn->is_recording());
+      }
+      profile.reset();  // the fiber is gone
+      CHECK(spanprof::detail::current_context() == spanprof::detail::t_thread_context);
+    });
+    thread.join();
+  }
+  const auto txns = read_transactions(dir.path());
+  REQUIRE(txns.size() == 1);
+  CHECK(transaction_named(txns, "context-destroyed").at("contexts").at("trace").at("status") == "aborted");
+}
+
+// ---- what the sampler sees ------------------------------------------------------------------
+
+namespace {
+
+void suspended_gets_no_samples(sampling_mode mode) {
+  temp_dir dir;
+  std::int64_t txn_begin_ns = 0, suspended_from_ns = 0, suspended_to_ns = 0;
+  spanprof::counters after{};
+  {
+    spanprof::config cfg = sampling_config(dir, mode);
+    cfg.formats = spanprof::output_format::chrome_trace | spanprof::output_format::sentry_transaction;
+    session s(cfg);
+    std::thread scheduler([&] {
+      profiled_fiber f{[&](profiled_fiber&& main) {
+        SPANPROF_TRANSACTION("suspended");
+        txn_begin_ns = monotonic_ns();
+        spanprof_fiber_test_work_a(60'000'000);
+        main = std::move(main).resume();
+        spanprof_fiber_test_work_a(60'000'000);
+        return std::move(main);
+      }};
+      f = std::move(f).resume();
+      // The fiber is suspended with its transaction open; the thread burns CPU outside any.
+      suspended_from_ns = monotonic_ns();
+      burn_cpu(200'000'000);
+      suspended_to_ns = monotonic_ns();
+      f = std::move(f).resume();
+    });
+    scheduler.join();
+    after = spanprof::stats();
+  }
+  const auto traces = read_traces(dir.path());
+  const trace_file& t = trace_named(traces, "suspended");
+  // Sample times are µs since the transaction began; the window is known to within µs, the
+  // margin is 2 ms.
+  const double from_us = static_cast<double>(suspended_from_ns - txn_begin_ns) / 1000.0 + 2000.0;
+  const double to_us = static_cast<double>(suspended_to_ns - txn_begin_ns) / 1000.0 - 2000.0;
+  // Weighted: under load a CPU timer's expirations merge into fewer, heavier signals.
+  std::uint64_t inside = 0, before = 0, after_window = 0;
+  for (const sample_event& smp : t.samples) {
+    if (smp.ts_us > from_us && smp.ts_us < to_us) inside += smp.weight;
+    else if (smp.ts_us <= from_us) before += smp.weight;
+    else after_window += smp.weight;
+  }
+  MESSAGE(mode_name(mode), " mode: weight ", before, " before the suspension, ", inside, " during it, ", after_window,
+          " after (", t.samples.size(), " samples); ", after.samples_outside_transaction, " signals outside a transaction");
+  CHECK(inside == 0);
+  // 60 ms of CPU before and after, at 1 kHz.
+  CHECK(before >= (signals_deferred ? 1u : 15u));
+  CHECK(after_window >= (signals_deferred ? 1u : 15u));
+  // CPU mode: 200 ms of CPU outside a transaction, and the first CPU-timer signal disarms the
+  // timer, so a handful at most instead of ~50. Wall mode: the ticker does not signal the thread.
+  CHECK(after.samples_outside_transaction <= 4);
+
+  // Gap filling is told when the fiber ran (its switch events): the suspension is a gap of
+  // reason "suspended", never unexplained time. (On a loaded machine wall-mode signals come
+  // late, so part of the running time may still be an "unexplained" gap: the suspension must
+  // be inside it as suspended_ns, not counted as its residual.)
+  const json txn = transaction_named(read_transactions(dir.path(), derived_spans::keep), "suspended");
+  const json root_id = txn.at("contexts").at("trace").at("span_id");
+  const std::int64_t suspended_ns = suspended_to_ns - suspended_from_ns;
+  std::int64_t longest_suspended_gap_ns = 0;
+  std::map<std::string, json> spans_by_id;
+  for (const json& span : txn.at("spans")) {
+    spans_by_id[span.at("span_id").get<std::string>()] = span;
+    const json& data = span.value("data", json::object());
+    if (data.value("spanprof.gap_reason", "") != "unexplained") continue;
+    CHECK(data.at("spanprof.suspended_ns").get<std::int64_t>() >= suspended_ns * 9 / 10);
+  }
+  for (const json& span : txn.at("spans")) {
+    const json& data = span.value("data", json::object());
+    if (data.value("spanprof.gap_reason", "") != "suspended") continue;
+    const std::int64_t begin = parse_rfc3339_ns(span.at("start_timestamp")), end = parse_rfc3339_ns(span.at("timestamp"));
+    // Under the transaction, or under the derived span it interrupted (an unexplained gap, or a
+    // function whose samples on both sides of the suspension merged into one inferred span).
+    if (span.at("parent_span_id") != root_id) {
+      const auto parent = spans_by_id.find(span.at("parent_span_id").get<std::string>());
+      REQUIRE(parent != spans_by_id.end());
+      CHECK(parse_rfc3339_ns(parent->second.at("start_timestamp")) <= begin);
+      CHECK(end <= parse_rfc3339_ns(parent->second.at("timestamp")));
+    }
+    longest_suspended_gap_ns = std::max(longest_suspended_gap_ns, end - begin);
+  }
+  MESSAGE("suspended for ", suspended_ns, " ns; longest suspended gap ", longest_suspended_gap_ns, " ns");
+  CHECK(longest_suspended_gap_ns >= suspended_ns * 9 / 10);
+}
+
+}  // namespace
+
+TEST_CASE("fiber: a suspended fiber gets no samples, wall mode") { suspended_gets_no_samples(sampling_mode::wall); }
+
+TEST_CASE("fiber: a suspended fiber gets no samples, cpu mode — and the idle timer disarms itself") {
+  suspended_gets_no_samples(sampling_mode::cpu);
+}
+
+TEST_CASE("fiber: samples on a stack that is not the running context's keep only their pc") {
+  // A fiber_context told the wrong stack: every sample taken while it runs has its sp outside
+  // those bounds, so the handler must neither walk nor copy (the bounds are what keeps it from
+  // reading unmapped memory) and keeps only the pc. The thread's own context, as a control,
+  // gives full stacks.
+  temp_dir dir;
+  alignas(16) static char not_the_stack[8192];
+  {
+    session s(sampling_config(dir, sampling_mode::wall));
+    std::thread thread([&] {
+      {
+        spanprof::fiber_context wrong(not_the_stack, sizeof not_the_stack);
+        spanprof::fiber_switch_scope running(wrong);
+        SPANPROF_TRANSACTION("wrong-stack");
+        spanprof_fiber_test_work_a(80'000'000);
+      }
+      {
+        spanprof::fiber_context unknown;  // no stack given at all
+        spanprof::fiber_switch_scope running(unknown);
+        SPANPROF_TRANSACTION("unknown-stack");
+        spanprof_fiber_test_work_a(80'000'000);
+      }
+      SPANPROF_TRANSACTION("own-stack");
+      spanprof_fiber_test_work_a(80'000'000);
+    });
+    thread.join();
+  }
+  const auto traces = read_traces(dir.path());
+  for (const std::string name : {"wrong-stack", "unknown-stack"}) {
+    const trace_file& t = trace_named(traces, name);
+    std::size_t deeper = 0;
+    for (const sample_event& smp : t.samples) deeper += smp.stack.size() > 1 ? 1 : 0;
+    MESSAGE(name, ": ", t.samples.size(), " samples, ", deeper, " with more than the pc");
+    CHECK(t.samples.size() >= (signals_deferred ? 5u : 30u));
+    CHECK(deeper == 0);
+  }
+  const trace_file& own = trace_named(traces, "own-stack");
+  std::size_t in_a = 0;
+  for (const sample_event& smp : own.samples) in_a += stack_contains(smp, g_return_into_a.load()) ? 1 : 0;
+  CHECK(own.samples.size() >= (signals_deferred ? 5u : 30u));
+  if (!signals_deferred) CHECK(in_a * 10 >= own.samples.size() * 8);
+}
+
+TEST_CASE("fiber: the handler flags a sample whose sp is outside the running context's stack as in_switch, and only that one") {
+  // White-box: the handler is called directly with a made-up interrupted context, on a thread
+  // registered with the sampler but with spanprof not running (no collector drains the ring).
+  REQUIRE_FALSE(spanprof::is_running());
+  namespace d = spanprof::detail;
+  alignas(16) static std::uintptr_t fiber_stack[512];
+  std::vector<std::uint8_t> flags;
+  std::vector<std::size_t> depths;
+  constexpr std::uint8_t raw_stack = spanprof::detail::sample_flag_raw_stack;
+  std::thread thread([&] {
+    d::runtime& rt = d::the_runtime();
+    d::execution_context* own = d::register_current_thread(rt);
+    // CHECK, not REQUIRE: an exception must not leave a std::thread.
+    CHECK(own != nullptr);
+    if (own == nullptr || rt.stack_sampler.register_current_thread(*own, own->thread_id) == nullptr) return;
+    spanprof::fiber_context fiber(fiber_stack, sizeof fiber_stack);
+    spanprof::fiber_switch_scope running(fiber);
+    d::execution_context* ctx = d::current_context();
+    d::publish_active(*ctx, 0x5eed, nullptr);  // as if a transaction were open
+    const auto inside = reinterpret_cast<std::uintptr_t>(&fiber_stack[256]);
+    std::uintptr_t outside_word = 0;
+    const auto outside = reinterpret_cast<std::uintptr_t>(&outside_word);
+    for (const std::uintptr_t sp : {outside, inside}) {
+      ucontext_t uc{};
+      uc.uc_mcontext.gregs[REG_RSP] = static_cast<greg_t>(sp);
+      uc.uc_mcontext.gregs[REG_RBP] = static_cast<greg_t>(sp);  // zeros above: the walk ends there
+      uc.uc_mcontext.gregs[REG_RIP] = static_cast<greg_t>(reinterpret_cast<std::uintptr_t>(&spanprof_test_burn));
+      d::sigprof_handler(SIGPROF, nullptr, &uc);
+    }
+    d::publish_active(*ctx, 0, nullptr);
+    {
+      // The thread's own context, sp on the thread's stack: an ordinary sample, not flagged.
+      spanprof::fiber_switch_scope own_context(nullptr);
+      d::publish_active(*own, 0x5eed, nullptr);
+      // A last frame record: [saved rbp = 0][return address], which the walk keeps and stops at.
+      alignas(16) std::uintptr_t on_thread_stack[4] = {0, reinterpret_cast<std::uintptr_t>(&spanprof_fiber_test_work_a)};
+      const auto sp = reinterpret_cast<std::uintptr_t>(&on_thread_stack[0]);
+      ucontext_t uc{};
+      uc.uc_mcontext.gregs[REG_RSP] = static_cast<greg_t>(sp);
+      uc.uc_mcontext.gregs[REG_RBP] = static_cast<greg_t>(sp);
+      uc.uc_mcontext.gregs[REG_RIP] = static_cast<greg_t>(reinterpret_cast<std::uintptr_t>(&spanprof_test_burn));
+      d::sigprof_handler(SIGPROF, nullptr, &uc);
+      d::publish_active(*own, 0, nullptr);
+    }
+    rt.stack_sampler.drain([&](const d::sample_record& r) {
+      if (r.txn_id != 0x5eed) return;
+      flags.push_back(r.flags);
+      depths.push_back(r.depth);
+    });
+  });
+  thread.join();
+  REQUIRE(flags.size() == 3);
+  CHECK((flags[0] & spanprof::detail::sample_flag_in_switch) != 0);  // sp on another stack
+  CHECK((flags[1] & spanprof::detail::sample_flag_in_switch) == 0);  // sp on the fiber's
+  CHECK((flags[2] & spanprof::detail::sample_flag_in_switch) == 0);  // a thread on its own stack
+  CHECK(depths[2] > 1);                                             // walked or copied
+  // Outside: the pc alone (frame pointers), or the registers without any stack copy (dwarf).
+  // Inside: the dwarf unwinder copies the fiber's stack from sp to its top.
+  const std::size_t registers_only = spanprof::detail::raw_stack_layout::prefix_words;
+  CHECK(depths[0] == ((flags[0] & raw_stack) != 0 ? registers_only : 1u));
+  if ((flags[1] & raw_stack) != 0) CHECK(depths[1] == registers_only + 256);
+}
+
+#endif  // SPANPROF_DISABLE
