@@ -49,6 +49,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.hpp"
+
 extern char** environ;
 
 #if defined(__has_feature)
@@ -61,6 +63,8 @@ extern char** environ;
 #endif
 
 namespace {
+
+using spanprof_bench::median;
 
 #if defined(CPU_WORKLOAD_SANITIZED)
 constexpr bool sanitized = true;
@@ -294,13 +298,6 @@ run_result run_child(const std::string& exe, const configuration& c, const std::
   r.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && !std::isnan(r.wall_ns) && !std::isnan(r.cpu_ns);
   if (!r.ok) std::fprintf(stderr, "cpu_workload: run '%s' failed:\n%s\n", c.label.c_str(), output.c_str());
   return r;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return std::nan("");
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int compare(int argc, char** argv) {

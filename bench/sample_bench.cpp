@@ -63,6 +63,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.hpp"
+
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
 #define SAMPLE_BENCH_SANITIZED 1
@@ -78,6 +80,8 @@ constexpr bool sanitized = false;
 #endif
 
 namespace {
+
+using spanprof_bench::median;
 
 // Large enough for ~0.5 s of back-to-back depth-50 samples (~550 bytes each at ~5 us): the
 // collector drains every 20 ms, so the ring never fills unless the collector starves.
@@ -324,12 +328,6 @@ void print_probe() {
 }
 
 // ---- ratios ---------------------------------------------------------------------------------
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const std::size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
 
 class ratio_reporter final : public benchmark::ConsoleReporter {
  public:

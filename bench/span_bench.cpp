@@ -73,9 +73,14 @@
 
 #if defined(__x86_64__)
 #include <x86intrin.h>
+
+#include "bench_support.hpp"
 #endif
 
 namespace {
+
+using spanprof_bench::median;
+using spanprof_bench::minimum;
 
 // Below max_spans_per_transaction (16383) with room to spare, and large enough that the
 // transaction's own begin+finish adds only ~0.4 ns per span (see HOW THE SPAN CASES ARE TIMED).
@@ -261,26 +266,9 @@ class ratio_reporter final : public benchmark::ConsoleReporter {
     std::vector<double> cpu_ns;
   };
 
-  static double median(std::vector<double> values) {
-    std::sort(values.begin(), values.end());
-    const std::size_t n = values.size();
-    return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-  }
-  static double minimum(const std::vector<double>& values) { return *std::min_element(values.begin(), values.end()); }
 
   std::vector<std::map<std::string, samples>> phases_;
 };
-
-// Is `flag_name` among the arguments (as --flag or --flag=value)?
-bool has_flag(const std::vector<char*>& args, const char* flag_name) {
-  const std::size_t length = std::strlen(flag_name);
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    if (std::strncmp(args[i], flag_name, length) == 0 && (args[i][length] == '=' || args[i][length] == '\0')) {
-      return true;
-    }
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -290,10 +278,8 @@ int main(int argc, char** argv) {
   static char min_time[] = "--benchmark_min_time=0.1";
   static char interleave[] = "--benchmark_enable_random_interleaving=true";
   std::vector<char*> args(argv, argv + argc);
-  if (!has_flag(args, "--benchmark_repetitions")) args.push_back(repetitions);
-  if (!has_flag(args, "--benchmark_min_time")) args.push_back(min_time);
-  if (!has_flag(args, "--benchmark_enable_random_interleaving")) args.push_back(interleave);
-  const bool user_filter = has_flag(args, "--benchmark_filter");
+  const bool user_filter = spanprof_bench::has_flag(args, "--benchmark_filter");
+  spanprof_bench::add_default_flags(args, {repetitions, min_time, interleave});
   int args_count = static_cast<int>(args.size());
   args.push_back(nullptr);
   benchmark::Initialize(&args_count, args.data());
