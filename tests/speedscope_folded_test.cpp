@@ -568,4 +568,44 @@ TEST_CASE("folded files: span path roots, escaped names, counts = samples; aggre
   CHECK(spanprof::stats().aggregate_stacks_over_cap == 0);
 }
 
+TEST_CASE("hostile names: invalid UTF-8, separators and huge descriptions give valid files, repairs counted") {
+  temp_dir dir;
+  spanprof::config cfg = config_for(dir);
+  cfg.sampling = false;  // the span frames alone carry the names
+  cfg.log_errors_to_stderr = false;
+  cfg.formats = spanprof::output_format::speedscope | spanprof::output_format::folded | spanprof::output_format::flamegraph;
+  const std::string huge(100'000, 'q');
+  {
+    session s(cfg);
+    SPANPROF_TRANSACTION("bad \xFF name;<svg> & 7");
+    { SPANPROF_SPAN("db\n.query", "x\xC3;y\t 42"); }
+    { SPANPROF_SPAN("huge", huge); }
+  }
+  const auto speedscope = files_ending_with(dir.path(), ".speedscope.json");
+  REQUIRE(speedscope.size() == 1);
+  const json doc = read_json(speedscope[0]);  // nlohmann rejects invalid UTF-8: parsing is the check
+  const json& frames = doc.at("shared").at("frames");
+  bool saw_truncated = false;
+  for (const json& f : frames) {
+    const std::string name = f.at("name").get<std::string>();
+    CHECK(name.size() < huge.size());  // cut at max_description_bytes
+    saw_truncated |= name.find("[truncated]") != std::string::npos;
+  }
+  CHECK(saw_truncated);
+  for (const json& p : doc.at("profiles")) {
+    if (p.at("type") == "evented") CHECK(evented_problem(p.at("events"), frames.size()) == "");
+  }
+  // No samples: no stacks, and no empty .folded file for flamegraph.pl and speedscope to reject.
+  CHECK(files_ending_with(dir.path(), ".folded").empty());
+  const auto svgs = files_ending_with(dir.path(), ".svg");
+  CHECK(svgs.size() == 2);  // the transaction's and its name's aggregate
+  for (const auto& file : svgs) {
+    const std::string svg = read_file(file);
+    CHECK(xml_problem(svg) == "");
+    CHECK(svg.find("&lt;svg&gt; &amp; 7") != std::string::npos);  // the title, escaped
+    CHECK(svg.find('\xFF') == std::string::npos);
+  }
+  CHECK(spanprof::stats().invalid_utf8_repaired > 0);
+}
+
 #endif

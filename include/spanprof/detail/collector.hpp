@@ -254,7 +254,10 @@ class collector {
       const bool wants_svg = has_format(cfg.formats, output_format::flamegraph);
       if (wants_folded || wants_svg) {
         const folded_counts counts = fold_transaction(txn, text_stats);
-        if (wants_folded) all_written &= write_file(stem + ".folded", write_folded(counts));
+        // No samples, no lines: an empty file is what flamegraph.pl ("No stack counts found")
+        // and speedscope ("Unrecognized format") reject, so none is written. The SVG says
+        // "no samples" instead.
+        if (wants_folded && !counts.empty()) all_written &= write_file(stem + ".folded", write_folded(counts));
         if (wants_svg) {
           const std::string title = std::string(txn.name()) + " (" + to_hex(rec.event_id).text + ")";
           all_written &= write_file(stem + ".svg", render_flamegraph_svg(counts, {.title = title}, text_stats));
@@ -284,7 +287,7 @@ class collector {
         if (!ensure_output_folder()) return false;
         const folded_counts lines = agg.with_other();
         bool ok = true;
-        if (wants_folded) ok &= write_file(agg.stem + ".aggregate.folded", write_folded(lines));
+        if (wants_folded && !lines.empty()) ok &= write_file(agg.stem + ".aggregate.folded", write_folded(lines));
         if (wants_svg) {
           json_text_stats text_stats;
           const std::string title = fmt::format("{} ({} transactions)", agg.name, agg.transactions);
@@ -294,6 +297,8 @@ class collector {
       });
     } catch (const std::exception& e) {
       rt_.report(error_kind::write_failed, std::string("spanprof: an aggregate flame graph could not be built: ") + e.what());
+    } catch (...) {
+      // noexcept: nothing may escape into the collector loop; the aggregate stays dirty and is retried.
     }
   }
 
