@@ -193,6 +193,21 @@ std::pair<std::uint64_t, std::uint64_t> chrome_samples(const std::filesystem::pa
   return {with_stack, weight};
 }
 
+// Samples in a Chrome trace whose span_id is that of the slice named `name`.
+std::uint64_t chrome_samples_in_span(const std::filesystem::path& trace, std::string_view name) {
+  const json doc = read_json(trace);
+  std::string span_id;
+  for (const json& e : doc.at("traceEvents")) {
+    if (e.value("ph", "") == "X" && e.value("name", "") == name) span_id = e.at("args").at("span_id").get<std::string>();
+  }
+  REQUIRE_MESSAGE(!span_id.empty(), "no slice named ", name);
+  std::uint64_t n = 0;
+  for (const json& e : doc.at("traceEvents")) {
+    if (e.value("ph", "") == "i" && e.value("name", "") == "sample" && e.at("args").at("span_id") == span_id) ++n;
+  }
+  return n;
+}
+
 std::uint64_t chrome_all_sample_weight(const std::filesystem::path& trace) {
   const json doc = read_json(trace);
   std::uint64_t weight = 0;
@@ -441,7 +456,8 @@ TEST_CASE("speedscope file: nested span events, samples root first, weights in n
   auto frame_name = [&](std::int64_t i) { return frames.at(static_cast<std::size_t>(i)).at("name").get<std::string>(); };
 
   std::size_t evented = 0, sampled = 0;
-  bool db_inside_root = false, caller_above_leaf = false;
+  bool db_inside_root = false;
+  std::size_t with_both = 0, caller_first = 0;  // samples showing the caller and the leaf function
   std::uint64_t weight_sum = 0, sample_count = 0;
   for (const json& p : doc.at("profiles")) {
     CHECK(p.at("unit") == "nanoseconds");
@@ -484,7 +500,10 @@ TEST_CASE("speedscope file: nested span events, samples root first, weights in n
           if (name == "spanprof_test_folded_caller") caller_at = static_cast<std::int64_t>(k);
           if (name == "spanprof_test_folded_leaf") leaf_at = static_cast<std::int64_t>(k);
         }
-        if (caller_at >= 0 && leaf_at >= 0) caller_above_leaf |= caller_at < leaf_at;
+        if (caller_at >= 0 && leaf_at >= 0) {
+          ++with_both;
+          caller_first += caller_at < leaf_at ? 1 : 0;
+        }
       }
       CHECK(p.at("endValue").get<std::uint64_t>() - p.at("startValue").get<std::uint64_t>() == [&] {
         std::uint64_t sum = 0;
@@ -498,9 +517,13 @@ TEST_CASE("speedscope file: nested span events, samples root first, weights in n
   MESSAGE("samples ", sample_count, ", weights ", weight_sum / 1000, " us, transaction ", wall_ns / 1000, " us");
   if (signals_deferred) return;
   CHECK(sampled >= 1);
-  CHECK(caller_above_leaf);  // root first: the caller comes before the function it called
   // Σ weights = samples × interval, each sample seen by an independent writer (Chrome trace)...
-  const auto [chrome_with_stack, chrome_weight] = chrome_samples(sibling(files[0], ".speedscope.json", ".trace.json"));
+  const auto trace = sibling(files[0], ".speedscope.json", ".trace.json");
+  const auto [chrome_with_stack, chrome_weight] = chrome_samples(trace);
+  // Root first: the caller comes before the function it called, in every sample. Samples of
+  // the root's own time are where they run (a loaded machine may leave it unsampled).
+  CHECK(caller_first == with_both);
+  if (chrome_samples_in_span(trace, "GET /folded") >= 2) CHECK(with_both > 0);
   CHECK(sample_count == chrome_with_stack);
   CHECK(weight_sum == chrome_weight * static_cast<std::uint64_t>(interval_ns));
   // ...and never more time than the transaction lasted (a late timer gives fewer samples, not more).
@@ -528,6 +551,10 @@ TEST_CASE("folded files: span path roots, escaped names, counts = samples; aggre
 
   std::map<std::string, std::uint64_t> expected_aggregate;
   bool saw_span_path = false, saw_known_function = false, saw_derived = false;
+  // What the Chrome traces (an independent writer) say the sampler saw: samples taken inside
+  // the db span, and in the root's own time (where the un-instrumented caller runs). On a
+  // loaded machine a stretch can go unsampled; the checks below then have nothing to find.
+  std::uint64_t chrome_in_db = 0, chrome_in_root = 0;
   for (const auto& svg_file : per_txn_svg) {
     const auto file = sibling(svg_file, ".svg", ".folded");
     INFO("file ", file.string());
@@ -536,6 +563,10 @@ TEST_CASE("folded files: span path roots, escaped names, counts = samples; aggre
     const auto counts = chrome_weight > 0 ? parse_folded(read_file(file)) : std::map<std::string, std::uint64_t>{};
     const bool is_get = file.filename().string().starts_with("GET_folded");
     const std::string root = is_get ? "GET /folded" : "POST /other";
+    if (is_get) {
+      chrome_in_db += chrome_samples_in_span(sibling(svg_file, ".svg", ".trace.json"), hostile_description);
+      chrome_in_root += chrome_samples_in_span(sibling(svg_file, ".svg", ".trace.json"), "GET /folded");
+    }
     for (const auto& [stack, count] : counts) {
       CHECK((stack == root || stack.starts_with(root + ";")));
       if (stack.starts_with(root + ";" + hostile_description_folded + ";")) saw_span_path = true;
@@ -559,10 +590,14 @@ TEST_CASE("folded files: span path roots, escaped names, counts = samples; aggre
       CHECK(svg.find(">no samples</text>") != std::string::npos);
     }
   }
+  MESSAGE("samples in the db spans: ", chrome_in_db, ", in the roots' own time: ", chrome_in_root);
   if (!signals_deferred) {
-    CHECK(saw_span_path);
-    CHECK(saw_known_function);
-    CHECK(saw_derived);
+    // Two or more: gap filling may snap a lone sample at a span's edge into the parent's gap.
+    if (chrome_in_db >= 2) CHECK(saw_span_path);
+    if (chrome_in_root >= 2) {
+      CHECK(saw_known_function);
+      CHECK(saw_derived);
+    }
   }
 
   const auto aggregate_file = dir / "GET_folded.aggregate.folded";
