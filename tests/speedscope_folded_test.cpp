@@ -421,6 +421,16 @@ TEST_CASE("folded_aggregates: counts merge per name, caps fill [other], rewrites
   agg.add("GET /a", {{"GET /a;x", 1}}, stacks_over, names_over);
   agg.flush(1'000'000'001, true, write);  // shutdown: everything changed is written
   CHECK(written == std::vector<std::string>{"GET /a"});
+
+  SUBCASE("the bytes of all stacks are capped too") {
+    sd::folded_aggregates small({.max_names = 10, .max_stacks_per_name = 100, .max_total_stack_bytes = 10});
+    std::uint64_t over = 0, names = 0;
+    auto* x = small.add("n", {{"n;aaaa", 1}, {"n;bbbb", 2}, {"n;cccc", 3}}, over, names);  // 6 bytes each
+    REQUIRE(x != nullptr);
+    CHECK(x->stacks.size() == 1);
+    CHECK(x->other == 5);
+    CHECK(over == 2);
+  }
 }
 
 TEST_CASE("parse_formats: the speedscope, folded and flame graph names") {

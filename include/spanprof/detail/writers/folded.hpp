@@ -190,13 +190,17 @@ inline std::string write_folded(const folded_counts& counts) {
 // Per transaction name, the merged folded counts of every finished transaction of that name:
 // Sentry's "flame graph per endpoint". Bounded, because names and stacks come from the program
 // (a name with an id in it would otherwise grow without end): past `max_names` a new name is
-// not aggregated, past `max_stacks_per_name` a new stack of a name is counted into one
-// "<name>;[other]" stack. Both are counted for spanprof::stats().
+// not aggregated, past `max_stacks_per_name` (or `max_total_stack_bytes` over all names) a new
+// stack of a name is counted into one "<name>;[other]" stack. Both are counted for
+// spanprof::stats().
 class folded_aggregates {
  public:
   struct limits {
     std::size_t max_names = 256;
     std::size_t max_stacks_per_name = 10'000;
+    // Stacks are long strings (a deep C++ stack folds into kilobytes): the bytes of all stacks
+    // of all names are capped too, so the worst case is this much memory, not names × stacks.
+    std::size_t max_total_stack_bytes = 64u << 20;
     // Rewriting an aggregate costs O(its stacks) plus rendering its SVG: at most once per
     // second per name, so a hot endpoint finishing 1000 times a second does not make the
     // collector rewrite the same file 1000 times. The last state is always written: at the
@@ -247,8 +251,10 @@ class folded_aggregates {
       auto found = agg.stacks.find(stack);
       if (found != agg.stacks.end()) {
         found->second += count;
-      } else if (agg.stacks.size() < limits_.max_stacks_per_name) {
+      } else if (agg.stacks.size() < limits_.max_stacks_per_name &&
+                 stack_bytes_ + stack.size() <= limits_.max_total_stack_bytes) {
         agg.stacks.emplace(stack, count);
+        stack_bytes_ += stack.size();
       } else {
         agg.other += count;
         ++stacks_over_cap;
@@ -298,6 +304,7 @@ class folded_aggregates {
   }
 
   limits limits_;
+  std::size_t stack_bytes_ = 0;  // Σ size of every stored stack
   std::map<std::string, aggregate> by_name_;
   std::set<std::string> stems_;
 };
