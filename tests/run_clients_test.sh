@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The 'clients' suite: run the example, then open every profile it wrote with the independent
-# validators (tools/check-chrome-trace, tools/check-sentry-transaction; formats.md).
+# validators (tools/check-chrome-trace, tools/check-sentry-transaction, tools/check-speedscope,
+# tools/check-folded; formats.md). The example writes every format (SPANPROF_FORMATS below).
 #
 #   tests/run_clients_test.sh EXAMPLE_BINARY SOURCE_ROOT
 #
@@ -33,8 +34,9 @@ fi
 out=$(mktemp -d "${TMPDIR:-/tmp}/spanprof-clients.XXXXXX") || { echo "FAIL: mktemp -d failed" >&2; exit 1; }
 trap 'rm -rf "$out"' EXIT
 
-echo "== running $example (SPANPROF_OUTPUT_DIR=$out)"
-SPANPROF_OUTPUT_DIR=$out "$example"
+formats=chrome,sentry,speedscope,folded,flamegraph
+echo "== running $example (SPANPROF_OUTPUT_DIR=$out SPANPROF_FORMATS=$formats)"
+SPANPROF_OUTPUT_DIR=$out SPANPROF_FORMATS=$formats "$example"
 rc=$?
 if ((rc != 0)); then
   echo "FAIL: the example exited with status $rc" >&2
@@ -44,11 +46,19 @@ fi
 shopt -s nullglob
 traces=("$out"/*.trace.json)
 transactions=("$out"/*.transaction.json)
-echo "== wrote ${#traces[@]} Chrome trace(s), ${#transactions[@]} Sentry transaction(s)"
-if ((${#traces[@]} + ${#transactions[@]} == 0)); then
-  echo "FAIL: the example wrote no profiles into $out" >&2
-  exit 1
-fi
+speedscopes=("$out"/*.speedscope.json)
+folded=("$out"/*.folded)  # per transaction and the per-name .aggregate.folded
+svgs=("$out"/*.svg)       # likewise
+echo "== wrote ${#traces[@]} Chrome trace(s), ${#transactions[@]} Sentry transaction(s)," \
+  "${#speedscopes[@]} speedscope file(s), ${#folded[@]} folded file(s), ${#svgs[@]} SVG flame graph(s)"
+# Every format asked for must be there: a writer that silently wrote nothing is a failure.
+for kind in traces transactions speedscopes folded svgs; do
+  declare -n files_of_kind=$kind
+  if ((${#files_of_kind[@]} == 0)); then
+    echo "FAIL: the example wrote no $kind into $out" >&2
+    exit 1
+  fi
+done
 
 failed=0 skipped=0 ran=0
 check() {  # check TOOL FILE...: runs one checker over a set of files, tallies its verdict
@@ -71,6 +81,8 @@ check() {  # check TOOL FILE...: runs one checker over a set of files, tallies i
 }
 check check-chrome-trace "${traces[@]}"
 check check-sentry-transaction "${transactions[@]}"
+check check-speedscope "${speedscopes[@]}"
+check check-folded "${folded[@]}" "${svgs[@]}"
 
 ((failed)) && exit 1
 # A format that was not validated is not a pass.

@@ -17,7 +17,10 @@
 #include "runtime.hpp"
 #include "unwind_dwarf.hpp"
 #include "writers/chrome_trace.hpp"
+#include "writers/flamegraph_svg.hpp"
+#include "writers/folded.hpp"
 #include "writers/sentry_transaction.hpp"
+#include "writers/speedscope.hpp"
 
 namespace spanprof::detail {
 
@@ -33,6 +36,7 @@ class collector {
     for (;;) {
       drain_samples();
       if (drain() != 0) continue;
+      flush_aggregates(/*all=*/false);  // idle: what the rate limit held back
       if (rt_.stop_requested.load(std::memory_order_acquire)) {
         // Final drain: stop new arrivals, wait for finishes already past the check (a handful
         // of instructions each), then empty the queue one last time.
@@ -42,6 +46,7 @@ class collector {
           drain_samples();
         } while (drain() != 0);
         discard_orphans(/*all=*/true);
+        flush_aggregates(/*all=*/true);
         return;
       }
       sleep_until_woken();
@@ -242,11 +247,58 @@ class collector {
       if (has_format(cfg.formats, output_format::sentry_transaction)) {
         all_written &= write_file(stem + ".transaction.json", write_sentry_transaction(txn, text_stats));
       }
+      if (has_format(cfg.formats, output_format::speedscope)) {
+        all_written &= write_file(stem + ".speedscope.json", write_speedscope(txn, text_stats));
+      }
+      const bool wants_folded = has_format(cfg.formats, output_format::folded);
+      const bool wants_svg = has_format(cfg.formats, output_format::flamegraph);
+      if (wants_folded || wants_svg) {
+        const folded_counts counts = fold_transaction(txn, text_stats);
+        // No samples, no lines: an empty file is what flamegraph.pl ("No stack counts found")
+        // and speedscope ("Unrecognized format") reject, so none is written. The SVG says
+        // "no samples" instead.
+        if (wants_folded && !counts.empty()) all_written &= write_file(stem + ".folded", write_folded(counts));
+        if (wants_svg) {
+          const std::string title = std::string(txn.name()) + " (" + to_hex(rec.event_id).text + ")";
+          all_written &= write_file(stem + ".svg", render_flamegraph_svg(counts, {.title = title}, text_stats));
+        }
+        std::uint64_t stacks_over_cap = 0, names_over_cap = 0;
+        aggregates_.add(txn.name(), counts, stacks_over_cap, names_over_cap);
+        bump(rt_.stats.aggregate_stacks_over_cap, stacks_over_cap);
+        bump(rt_.stats.aggregate_names_over_cap, names_over_cap);
+        flush_aggregates(/*all=*/false);
+      }
       bump(rt_.stats.invalid_utf8_repaired, text_stats.utf8_repaired);
       if (all_written) bump(rt_.stats.transactions_written); else bump(rt_.stats.transactions_dropped);
     } catch (const std::exception& e) {
       bump(rt_.stats.transactions_dropped);
       rt_.report(error_kind::write_failed, std::string("spanprof: a profile could not be built: ") + e.what());
+    }
+  }
+
+  // Rewrites the per-name aggregates that changed (rate-limited, see folded_aggregates::limits;
+  // `all` at shutdown). Each file is replaced atomically, so a reader sees the old or the new.
+  void flush_aggregates(bool all) noexcept {
+    try {
+      if (!aggregates_.any_dirty()) return;
+      const bool wants_folded = has_format(rt_.cfg.formats, output_format::folded);
+      const bool wants_svg = has_format(rt_.cfg.formats, output_format::flamegraph);
+      aggregates_.flush(monotonic_ns(), all, [&](const folded_aggregates::aggregate& agg) {
+        if (!ensure_output_folder()) return false;
+        const folded_counts lines = agg.with_other();
+        bool ok = true;
+        if (wants_folded && !lines.empty()) ok &= write_file(agg.stem + ".aggregate.folded", write_folded(lines));
+        if (wants_svg) {
+          json_text_stats text_stats;
+          const std::string title = fmt::format("{} ({} transactions)", agg.name, agg.transactions);
+          ok &= write_file(agg.stem + ".aggregate.svg", render_flamegraph_svg(lines, {.title = title}, text_stats));
+        }
+        return ok;
+      });
+    } catch (const std::exception& e) {
+      rt_.report(error_kind::write_failed, std::string("spanprof: an aggregate flame graph could not be built: ") + e.what());
+    } catch (...) {
+      // noexcept: nothing may escape into the collector loop; the aggregate stays dirty and is retried.
     }
   }
 
@@ -272,6 +324,7 @@ class collector {
   std::int64_t last_orphan_scan_ticks_ = 0;
   output_folder folder_;
   bool folder_failing_ = false;
+  folded_aggregates aggregates_;
 };
 
 }  // namespace spanprof::detail

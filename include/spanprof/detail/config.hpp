@@ -20,6 +20,13 @@ enum class output_format : unsigned {
   none = 0,
   chrome_trace = 1u << 0,        // <name>-<id>.trace.json: Perfetto / chrome://tracing
   sentry_transaction = 1u << 1,  // <name>-<id>.transaction.json: Sentry's transaction event
+  // (1u << 3 is left for pprof.)
+  speedscope = 1u << 2,  // <name>-<id>.speedscope.json: spans (evented) + stacks (sampled)
+  // <name>-<id>.folded: folded stacks for flamegraph.pl, speedscope, Pyroscope; also the
+  // per-name aggregate <name>.aggregate.folded
+  folded = 1u << 4,
+  // <name>-<id>.svg: a self-contained flame graph; also the per-name <name>.aggregate.svg
+  flamegraph = 1u << 5,
 };
 constexpr output_format operator|(output_format a, output_format b) noexcept {
   return static_cast<output_format>(static_cast<unsigned>(a) | static_cast<unsigned>(b));
@@ -111,6 +118,12 @@ inline bool parse_formats(std::string_view text, output_format& out) {
       result = result | output_format::chrome_trace;
     } else if (item == "sentry" || item == "sentry_transaction") {
       result = result | output_format::sentry_transaction;
+    } else if (item == "speedscope") {
+      result = result | output_format::speedscope;
+    } else if (item == "folded" || item == "collapsed") {
+      result = result | output_format::folded;
+    } else if (item == "flamegraph" || item == "svg") {
+      result = result | output_format::flamegraph;
     } else if (item == "none") {
     } else if (!item.empty()) {
       return false;
@@ -147,7 +160,7 @@ inline config config::from_environment(config base, std::vector<std::string>* pr
     if (*v == '\0') complain("SPANPROF_OUTPUT_DIR", v, "a folder path"); else base.output_dir = v;
   }
   if (const char* v = std::getenv("SPANPROF_FORMATS")) {
-    if (!detail::parse_formats(v, base.formats)) complain("SPANPROF_FORMATS", v, "a comma list of chrome, sentry, none");
+    if (!detail::parse_formats(v, base.formats)) complain("SPANPROF_FORMATS", v, "a comma list of chrome, sentry, speedscope, folded, flamegraph, none");
   }
   if (const char* v = std::getenv("SPANPROF_TRACES_SAMPLE_RATE")) {
     if (!detail::parse_number(v, 0.0, 1.0, base.traces_sample_rate)) complain("SPANPROF_TRACES_SAMPLE_RATE", v, "a number in 0..1");
@@ -210,6 +223,8 @@ struct counters {
   std::uint64_t samples_outside_transaction = 0;  // arrived between transactions
   std::uint64_t samples_reentrant = 0;            // arrived while the handler ran
   std::uint64_t samples_orphaned = 0;             // their transaction was never written (dropped)
+  std::uint64_t aggregate_stacks_over_cap = 0;    // per-name aggregate full: counted as "[other]"
+  std::uint64_t aggregate_names_over_cap = 0;     // transactions of names beyond the aggregate cap
 };
 
 }  // namespace spanprof
