@@ -17,6 +17,7 @@
 #include "runtime.hpp"
 #include "unwind_dwarf.hpp"
 #include "writers/chrome_trace.hpp"
+#include "writers/sentry_profile.hpp"
 #include "writers/sentry_transaction.hpp"
 
 namespace spanprof::detail {
@@ -242,12 +243,48 @@ class collector {
       if (has_format(cfg.formats, output_format::sentry_transaction)) {
         all_written &= write_file(stem + ".transaction.json", write_sentry_transaction(txn, text_stats));
       }
+      if (has_format(cfg.formats, output_format::sentry_envelope)) all_written &= write_envelope(stem, txn, text_stats);
       bump(rt_.stats.invalid_utf8_repaired, text_stats.utf8_repaired);
       if (all_written) bump(rt_.stats.transactions_written); else bump(rt_.stats.transactions_dropped);
     } catch (const std::exception& e) {
       bump(rt_.stats.transactions_dropped);
       rt_.report(error_kind::write_failed, std::string("spanprof: a profile could not be built: ") + e.what());
     }
+  }
+
+  // The .envelope file: the transaction event and, if Sentry would accept it, its profile.
+  // What Sentry would have rejected is left out, counted and reported, never written.
+  bool write_envelope(const std::string& stem, const finished_transaction& txn, json_text_stats& text_stats) {
+    const sentry_envelope_result r =
+        write_sentry_envelope(txn, next_profile_id(), txn.epoch_ns(monotonic_ns()), text_stats);
+    const sentry_profile_stats& p = r.profile;
+    const std::string about = fmt::format("spanprof: transaction \"{}\" ({})", txn.name(), to_hex(txn.rec.event_id).text);
+    if (!r.problem.empty()) {
+      rt_.report(error_kind::profile_trimmed, about + ": no envelope written: " + r.problem);
+      return false;
+    }
+    if (!p.omitted_because.empty()) {
+      bump(rt_.stats.profiles_omitted);
+      bump(rt_.stats.profile_samples_dropped, p.samples_taken);
+      rt_.report(error_kind::profile_trimmed, about + ": envelope sent without a profile: " + p.omitted_because);
+    } else if (p.samples_lost() != 0) {
+      bump(rt_.stats.profile_samples_dropped, p.samples_lost());
+      rt_.report(error_kind::profile_trimmed,
+                 fmt::format("{}: {} of {} samples left out of its Sentry profile ({} outside the transaction, {} past "
+                             "Sentry's 30 s, {} alone on their thread, {} over the 10 MiB limit)",
+                             about, p.samples_lost(), p.samples_taken, p.outside_transaction, p.over_duration, p.lone_thread,
+                             p.over_size));
+    }
+    return write_file(stem + ".envelope", r.envelope);
+  }
+
+  // A fresh uuid4 for each profile (version and variant bits set, so never the nil uuid Relay
+  // rejects). Only the collector draws from this generator.
+  trace_id next_profile_id() noexcept {
+    trace_id id;
+    id.high = (profile_ids_.next() & ~std::uint64_t{0xF000}) | 0x4000;
+    id.low = (profile_ids_.next() & ~(std::uint64_t{0xC} << 60)) | (std::uint64_t{0x8} << 60);
+    return id;
   }
 
   bool write_file(const std::string& name, const std::string& content) {
@@ -272,6 +309,7 @@ class collector {
   std::int64_t last_orphan_scan_ticks_ = 0;
   output_folder folder_;
   bool folder_failing_ = false;
+  xoshiro256 profile_ids_;
 };
 
 }  // namespace spanprof::detail

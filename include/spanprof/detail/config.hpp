@@ -20,6 +20,7 @@ enum class output_format : unsigned {
   none = 0,
   chrome_trace = 1u << 0,        // <name>-<id>.trace.json: Perfetto / chrome://tracing
   sentry_transaction = 1u << 1,  // <name>-<id>.transaction.json: Sentry's transaction event
+  sentry_envelope = 1u << 2,     // <name>-<id>.envelope: the event plus its v1 profile, for Sentry's envelope endpoint
 };
 constexpr output_format operator|(output_format a, output_format b) noexcept {
   return static_cast<output_format>(static_cast<unsigned>(a) | static_cast<unsigned>(b));
@@ -44,6 +45,7 @@ enum class error_kind {
   write_failed,        // a profile file could not be written
   queue_full,          // the collector fell behind; a finished transaction was dropped
   api_misuse,          // a span or transaction used in a way the API does not allow
+  profile_trimmed,     // samples (or a whole Sentry profile) left out because Sentry would reject them
 };
 
 struct error {
@@ -111,6 +113,8 @@ inline bool parse_formats(std::string_view text, output_format& out) {
       result = result | output_format::chrome_trace;
     } else if (item == "sentry" || item == "sentry_transaction") {
       result = result | output_format::sentry_transaction;
+    } else if (item == "envelope" || item == "sentry_envelope") {
+      result = result | output_format::sentry_envelope;
     } else if (item == "none") {
     } else if (!item.empty()) {
       return false;
@@ -147,7 +151,7 @@ inline config config::from_environment(config base, std::vector<std::string>* pr
     if (*v == '\0') complain("SPANPROF_OUTPUT_DIR", v, "a folder path"); else base.output_dir = v;
   }
   if (const char* v = std::getenv("SPANPROF_FORMATS")) {
-    if (!detail::parse_formats(v, base.formats)) complain("SPANPROF_FORMATS", v, "a comma list of chrome, sentry, none");
+    if (!detail::parse_formats(v, base.formats)) complain("SPANPROF_FORMATS", v, "a comma list of chrome, sentry, envelope, none");
   }
   if (const char* v = std::getenv("SPANPROF_TRACES_SAMPLE_RATE")) {
     if (!detail::parse_number(v, 0.0, 1.0, base.traces_sample_rate)) complain("SPANPROF_TRACES_SAMPLE_RATE", v, "a number in 0..1");
@@ -210,6 +214,8 @@ struct counters {
   std::uint64_t samples_outside_transaction = 0;  // arrived between transactions
   std::uint64_t samples_reentrant = 0;            // arrived while the handler ran
   std::uint64_t samples_orphaned = 0;             // their transaction was never written (dropped)
+  std::uint64_t profiles_omitted = 0;             // envelopes sent without a profile: Sentry would reject it
+  std::uint64_t profile_samples_dropped = 0;      // left out of Sentry profiles (outside the transaction, past 30 s, too big, alone on a thread)
 };
 
 }  // namespace spanprof
