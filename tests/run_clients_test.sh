@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The 'clients' suite: run the example, then open every profile it wrote with the independent
-# validators (tools/check-chrome-trace, tools/check-sentry-transaction; formats.md).
+# validators (tools/check-chrome-trace, tools/check-sentry-transaction, tools/check-sentry-envelope;
+# formats.md). The example writes every format, envelopes included (not a default format yet).
 #
 #   tests/run_clients_test.sh EXAMPLE_BINARY SOURCE_ROOT
 #
@@ -33,8 +34,9 @@ fi
 out=$(mktemp -d "${TMPDIR:-/tmp}/spanprof-clients.XXXXXX") || { echo "FAIL: mktemp -d failed" >&2; exit 1; }
 trap 'rm -rf "$out"' EXIT
 
-echo "== running $example (SPANPROF_OUTPUT_DIR=$out)"
-SPANPROF_OUTPUT_DIR=$out "$example"
+formats=chrome,sentry,envelope
+echo "== running $example (SPANPROF_OUTPUT_DIR=$out SPANPROF_FORMATS=$formats)"
+SPANPROF_OUTPUT_DIR=$out SPANPROF_FORMATS=$formats "$example"
 rc=$?
 if ((rc != 0)); then
   echo "FAIL: the example exited with status $rc" >&2
@@ -44,8 +46,9 @@ fi
 shopt -s nullglob
 traces=("$out"/*.trace.json)
 transactions=("$out"/*.transaction.json)
-echo "== wrote ${#traces[@]} Chrome trace(s), ${#transactions[@]} Sentry transaction(s)"
-if ((${#traces[@]} + ${#transactions[@]} == 0)); then
+envelopes=("$out"/*.envelope)
+echo "== wrote ${#traces[@]} Chrome trace(s), ${#transactions[@]} Sentry transaction(s), ${#envelopes[@]} Sentry envelope(s)"
+if ((${#traces[@]} + ${#transactions[@]} + ${#envelopes[@]} == 0)); then
   echo "FAIL: the example wrote no profiles into $out" >&2
   exit 1
 fi
@@ -71,6 +74,7 @@ check() {  # check TOOL FILE...: runs one checker over a set of files, tallies i
 }
 check check-chrome-trace "${traces[@]}"
 check check-sentry-transaction "${transactions[@]}"
+check check-sentry-envelope "${envelopes[@]}"
 
 ((failed)) && exit 1
 # A format that was not validated is not a pass.
