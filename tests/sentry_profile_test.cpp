@@ -14,6 +14,7 @@ TEST_CASE("sentry_profile: skipped, built with SPANPROF_DISABLE" * doctest::skip
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <regex>
@@ -352,6 +353,214 @@ TEST_CASE("sentry_profile: with fewer than 2 samples the envelope carries the tr
   REQUIRE(warnings.size() == 1);
   CHECK(warnings[0].message.find("without a profile") != std::string::npos);
   CHECK(warnings[0].message.find(tx.at("event_id").get<std::string>()) != std::string::npos);
+}
+
+namespace {
+
+namespace sd = spanprof::detail;
+
+// A finished transaction built by hand, for the limits no real recording reaches quickly (30 s,
+// 10 MiB, 1 MB): ticks are nanoseconds (based at the start: a double holds an epoch only to
+// 256 ns), the epoch is the monotonic time, and every sample's
+// stack is its own frame, so the frame table grows with the samples.
+struct synthetic_transaction {
+  static constexpr std::int64_t begin_ns = 1'700'000'000'123'456'789;  // 2023-11-14T22:13:20.123456789Z
+  sd::transaction_record rec;
+  sd::clock_calibration clock;
+  sd::process_info process = sd::process_info::current();
+  spanprof::config cfg;
+  sd::transaction_samples sampled;
+  sd::transaction_analysis analysis;
+  std::vector<sd::module_info> modules;
+
+  explicit synthetic_transaction(std::int64_t duration_ns) {
+    rec.trace = {0x0af7651916cd43ddull, 0x8448eb211c80319cull};
+    rec.event_id = {0x4f1c2b7e9a0d4c3eull, 0x8b5a6f7d2e1c0b9aull};
+    rec.thread_id = 4243;
+    std::strcpy(rec.thread_name, "worker-1");
+    sd::span_record* root = rec.spans.prepare_next(16);
+    REQUIRE(root != nullptr);
+    root->id = 0xb7ad6b7169203331ull;
+    root->begin_ticks = begin_ns;
+    root->end_ticks.store(begin_ns + duration_ns);
+    root->description = rec.strings.copy("GET /synthetic", 200);
+    rec.spans.publish_next();
+    cfg.release = "synthetic@1";
+    analysis.stack_begin.push_back(0);
+  }
+
+  // A sample `at_ns` after the start on `tid`, with a one-frame stack (none if `empty`).
+  void add_sample(std::int64_t at_ns, std::uint32_t tid = 4243, bool empty = false) {
+    sd::collected_sample c;
+    c.t_ticks = begin_ns + at_ns;
+    c.tid = tid;
+    if (!empty) {
+      sd::profile_frame f;
+      f.function = "work_" + std::to_string(analysis.frames.size()) + std::string(40, 'w');
+      f.file = "/src/work.cpp";
+      f.line = 7;
+      f.instruction_addr = 0x1000 + analysis.frames.size();
+      c.pcs.push_back(f.instruction_addr);
+      analysis.stack_frames.push_back(static_cast<std::uint32_t>(analysis.frames.size()));
+      analysis.frames.push_back(std::move(f));
+    }
+    analysis.stack_begin.push_back(static_cast<std::uint32_t>(analysis.stack_frames.size()));
+    sampled.samples.push_back(std::move(c));
+  }
+
+  [[nodiscard]] sd::finished_transaction view() const {
+    sd::finished_transaction txn{rec, sd::tick_converter{begin_ns, begin_ns, 1.0}, clock, process, cfg, sampled};
+    txn.analysis = &analysis;
+    return txn;
+  }
+};
+
+json profile_of(const synthetic_transaction& s, sd::sentry_profile_stats& report, std::size_t max_bytes = sd::sentry_max_profile_bytes) {
+  sd::json_text_stats text;
+  const std::string out = sd::write_sentry_profile(s.view(), sd::to_hex(sd::trace_id{1, 2}), text, report, max_bytes);
+  if (out.empty()) return json();
+  CHECK(out.size() <= max_bytes);
+  return json::parse(out);
+}
+
+std::vector<std::uint64_t> elapsed_of(const json& profile) {
+  std::vector<std::uint64_t> out;
+  for (const json& s : profile.at("profile").at("samples")) out.push_back(u64_of(s.at("elapsed_since_start_ns")));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("sentry_profile limits: what Relay would discard or reject is left out and counted") {
+  constexpr std::int64_t ms = 1'000'000;
+  SUBCASE("samples outside the transaction are left out") {
+    synthetic_transaction s(100 * ms);
+    s.add_sample(-5 * ms);
+    for (int i = 0; i < 5; ++i) s.add_sample((10 + 10 * i) * ms);
+    s.add_sample(150 * ms);
+    sd::sentry_profile_stats report;
+    const json p = profile_of(s, report);
+    REQUIRE(p.is_object());
+    CHECK(report.outside_transaction == 2);
+    CHECK(report.samples_written == 5);
+    CHECK(report.samples_lost() == 2);
+    const auto elapsed = elapsed_of(p);
+    REQUIRE(elapsed.size() == 5);
+    // 789 ns: the start's offset from the microsecond the timestamp names.
+    CHECK(p.at("transaction").at("relative_start_ns") == "789");
+    CHECK(p.at("transaction").at("relative_end_ns") == std::to_string(789 + 100 * ms));
+    CHECK(elapsed.front() == static_cast<std::uint64_t>(789 + 10 * ms));
+    CHECK(p.at("timestamp") == "2023-11-14T22:13:20.123456Z");
+  }
+  SUBCASE("samples later than 30 s are left out, so the last one is within Sentry's limit") {
+    synthetic_transaction s(40'000 * ms);
+    for (int i = 0; i < 40; ++i) s.add_sample((500 + 1000 * i) * ms);
+    sd::sentry_profile_stats report;
+    const json p = profile_of(s, report);
+    REQUIRE(p.is_object());
+    CHECK(report.over_duration == 10);
+    const auto elapsed = elapsed_of(p);
+    REQUIRE(elapsed.size() == 30);
+    CHECK(elapsed.back() <= 30'000'000'000ull);
+  }
+  SUBCASE("a thread with one sample and empty stacks at a thread's edges are left out") {
+    synthetic_transaction s(100 * ms);
+    s.add_sample(5 * ms, 4243, /*empty=*/true);
+    s.add_sample(10 * ms);
+    s.add_sample(20 * ms, 777);
+    s.add_sample(30 * ms);
+    s.add_sample(40 * ms, 4243, /*empty=*/true);
+    sd::sentry_profile_stats report;
+    const json p = profile_of(s, report);
+    REQUIRE(p.is_object());
+    CHECK(report.idle_edges == 2);
+    CHECK(report.lone_thread == 1);
+    CHECK(report.samples_written == 2);
+    CHECK(p.at("profile").at("thread_metadata").size() == 1);
+    CHECK(p.at("profile").at("thread_metadata").at("4243").at("name") == "worker-1");
+    for (const json& sample : p.at("profile").at("samples")) CHECK(sample.at("thread_id") == "4243");
+    CHECK(p.at("transaction").at("active_thread_id") == "4243");
+  }
+  SUBCASE("the transaction's thread without samples: the thread that has them is the active one") {
+    synthetic_transaction s(100 * ms);
+    s.add_sample(10 * ms, 99);
+    s.add_sample(20 * ms, 99);
+    sd::sentry_profile_stats report;
+    const json p = profile_of(s, report);
+    REQUIRE(p.is_object());
+    CHECK(p.at("transaction").at("active_thread_id") == "99");
+    CHECK(p.at("profile").at("thread_metadata").at("99").is_object());
+    CHECK_FALSE(p.at("profile").at("thread_metadata").at("99").contains("name"));  // not known
+  }
+  SUBCASE("a profile over the size limit keeps its earliest samples, and fits") {
+    synthetic_transaction s(1000 * ms);
+    for (int i = 0; i < 200; ++i) s.add_sample((1 + 4 * i) * ms);
+    sd::sentry_profile_stats whole;
+    const json all = profile_of(s, whole);
+    REQUIRE(all.is_object());
+    const std::size_t full_size = all.dump().size();
+    sd::sentry_profile_stats report;
+    const json p = profile_of(s, report, full_size / 3);  // CHECKs the size inside
+    REQUIRE(p.is_object());
+    CHECK(report.over_size > 0);
+    CHECK(report.samples_written + report.over_size == 200);
+    const auto elapsed = elapsed_of(p);
+    REQUIRE(elapsed.size() == report.samples_written);
+    CHECK(elapsed.front() == elapsed_of(all).front());
+    // Only the frames the kept samples use are written.
+    CHECK(p.at("profile").at("frames").size() == report.samples_written);
+  }
+  SUBCASE("nothing left: no profile, and the reason") {
+    synthetic_transaction s(100 * ms);
+    s.add_sample(10 * ms);
+    s.add_sample(20 * ms, 777);
+    sd::sentry_profile_stats report;
+    CHECK(profile_of(s, report).is_null());
+    CHECK(report.omitted_because.find("2 or more") != std::string::npos);
+    CHECK(report.samples_lost() == 2);
+  }
+  SUBCASE("no analysis (symbolization failed): no profile") {
+    synthetic_transaction s(100 * ms);
+    s.add_sample(10 * ms);
+    s.add_sample(20 * ms);
+    sd::finished_transaction txn = s.view();
+    txn.analysis = nullptr;
+    sd::json_text_stats text;
+    sd::sentry_profile_stats report;
+    CHECK(sd::write_sentry_profile(txn, sd::to_hex(sd::trace_id{1, 2}), text, report).empty());
+    CHECK_FALSE(report.omitted_because.empty());
+  }
+}
+
+TEST_CASE("sentry_profile limits: a transaction event over 1 MB gives no envelope") {
+  synthetic_transaction s(100'000'000);
+  s.add_sample(10'000'000);
+  s.add_sample(20'000'000);
+  const std::string description(8000, 'd');
+  for (int i = 0; i < 140; ++i) {  // 140 × 8000 bytes of descriptions: over 1 MB of event
+    sd::span_record* span = s.rec.spans.prepare_next(1000);
+    REQUIRE(span != nullptr);
+    span->id = 0x1000 + static_cast<std::uint64_t>(i);
+    span->parent_id = s.rec.spans[0].id;
+    span->begin_ticks = synthetic_transaction::begin_ns + 1000;
+    span->end_ticks.store(synthetic_transaction::begin_ns + 2000);
+    span->description = s.rec.strings.copy(description, 8192);
+    s.rec.spans.publish_next();
+  }
+  sd::json_text_stats text;
+  const sd::sentry_envelope_result r = sd::write_sentry_envelope(s.view(), sd::trace_id{1, 2}, synthetic_transaction::begin_ns, text);
+  CHECK(r.envelope.empty());
+  CHECK(r.problem.find("1000000") != std::string::npos);
+  SUBCASE("below the limit the same transaction gives an envelope") {
+    synthetic_transaction small(100'000'000);
+    small.add_sample(10'000'000);
+    small.add_sample(20'000'000);
+    const sd::sentry_envelope_result ok = sd::write_sentry_envelope(small.view(), sd::trace_id{1, 2}, synthetic_transaction::begin_ns, text);
+    CHECK(ok.problem.empty());
+    const envelope env = parse_envelope(ok.envelope);
+    CHECK(env.items.size() == 2);
+    CHECK(env.header.at("sent_at") == "2023-11-14T22:13:20.123456Z");
+  }
 }
 
 TEST_CASE("sentry_profile: SPANPROF_FORMATS=envelope selects the envelope") {
