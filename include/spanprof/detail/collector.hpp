@@ -263,7 +263,9 @@ class collector {
       rt_.report(error_kind::profile_trimmed, about + ": no envelope written: " + r.problem);
       return false;
     }
-    if (!p.omitted_because.empty()) {
+    if (!p.omitted_because.empty() && !txn.cfg.sampling) {
+      // Sampling is off: no profile was asked for, and one warning per transaction would be noise.
+    } else if (!p.omitted_because.empty()) {
       bump(rt_.stats.profiles_omitted);
       bump(rt_.stats.profile_samples_dropped, p.samples_taken);
       rt_.report(error_kind::profile_trimmed, about + ": envelope sent without a profile: " + p.omitted_because);
