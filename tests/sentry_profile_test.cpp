@@ -520,6 +520,26 @@ TEST_CASE("sentry_profile limits: what Relay would discard or reject is left out
     // Only the frames the kept samples use are written.
     CHECK(p.at("profile").at("frames").size() == report.samples_written);
   }
+  SUBCASE("hostile frame, file and thread names are escaped or repaired, never invalid JSON") {
+    synthetic_transaction s(100 * ms);
+    s.add_sample(10 * ms);
+    s.add_sample(20 * ms);
+    s.analysis.frames[0].function = std::string("op\xff\"erator\"\n\x01<\xE2\x82>") + std::string(5000, 'f');
+    s.analysis.frames[1].file = "/src/dir\\with\tbad\xC0\xAFname/\"x\".cpp";
+    std::strcpy(s.rec.thread_name, "w\xfe\x01\"");
+    sd::sentry_profile_stats report;
+    const json p = profile_of(s, report);  // nlohmann's parse rejects invalid UTF-8
+    REQUIRE(p.is_object());
+    const json& frames = p.at("profile").at("frames");
+    REQUIRE(frames.size() == 2);
+    const std::string function = frames[0].at("function").get<std::string>();
+    // Every invalid byte became U+FFFD; the quote, newline and control character came back intact.
+    CHECK(function.starts_with("op\xEF\xBF\xBD\"erator\"\n\x01<\xEF\xBF\xBD"));
+    CHECK(function.find(">ffff") != std::string::npos);
+    CHECK(frames[1].at("filename") == "\"x\".cpp");
+    CHECK(frames[1].at("abs_path").get<std::string>().find("\xEF\xBF\xBD") != std::string::npos);
+    CHECK(p.at("profile").at("thread_metadata").at("4243").at("name") == "w\xEF\xBF\xBD\x01\"");
+  }
   SUBCASE("nothing left: no profile, and the reason") {
     synthetic_transaction s(100 * ms);
     s.add_sample(10 * ms);
