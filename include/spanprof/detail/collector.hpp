@@ -258,7 +258,11 @@ class collector {
     const sentry_envelope_result r =
         write_sentry_envelope(txn, next_profile_id(), txn.epoch_ns(monotonic_ns()), text_stats);
     const sentry_profile_stats& p = r.profile;
-    const std::string about = fmt::format("spanprof: transaction \"{}\" ({})", txn.name(), to_hex(txn.rec.event_id).text);
+    // The name JSON-escaped: an error message is one line, whatever bytes the name holds.
+    std::string about = "spanprof: transaction ";
+    json_text_stats ignored;
+    append_json_string(about, txn.name(), ignored);
+    fmt::format_to(std::back_inserter(about), " ({})", to_hex(txn.rec.event_id).text);
     if (!r.problem.empty()) {
       rt_.report(error_kind::profile_trimmed, about + ": no envelope written: " + r.problem);
       return false;
