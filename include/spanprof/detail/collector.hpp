@@ -19,6 +19,7 @@
 #include "writers/chrome_trace.hpp"
 #include "writers/flamegraph_svg.hpp"
 #include "writers/folded.hpp"
+#include "writers/sentry_profile.hpp"
 #include "writers/sentry_transaction.hpp"
 #include "writers/speedscope.hpp"
 
@@ -268,6 +269,7 @@ class collector {
         bump(rt_.stats.aggregate_names_over_cap, names_over_cap);
         flush_aggregates(/*all=*/false);
       }
+      if (has_format(cfg.formats, output_format::sentry_envelope)) all_written &= write_envelope(stem, txn, text_stats);
       bump(rt_.stats.invalid_utf8_repaired, text_stats.utf8_repaired);
       if (all_written) bump(rt_.stats.transactions_written); else bump(rt_.stats.transactions_dropped);
     } catch (const std::exception& e) {
@@ -302,6 +304,47 @@ class collector {
     }
   }
 
+  // The .envelope file: the transaction event and, if Sentry would accept it, its profile.
+  // What Sentry would have rejected is left out, counted and reported, never written.
+  bool write_envelope(const std::string& stem, const finished_transaction& txn, json_text_stats& text_stats) {
+    const sentry_envelope_result r =
+        write_sentry_envelope(txn, next_profile_id(), txn.epoch_ns(monotonic_ns()), text_stats);
+    const sentry_profile_stats& p = r.profile;
+    // The name JSON-escaped: an error message is one line, whatever bytes the name holds.
+    std::string about = "spanprof: transaction ";
+    json_text_stats ignored;
+    append_json_string(about, txn.name(), ignored);
+    fmt::format_to(std::back_inserter(about), " ({})", to_hex(txn.rec.event_id).text);
+    if (!r.problem.empty()) {
+      rt_.report(error_kind::profile_trimmed, about + ": no envelope written: " + r.problem);
+      return false;
+    }
+    if (!p.omitted_because.empty() && !txn.cfg.sampling) {
+      // Sampling is off: no profile was asked for, and one warning per transaction would be noise.
+    } else if (!p.omitted_because.empty()) {
+      bump(rt_.stats.profiles_omitted);
+      bump(rt_.stats.profile_samples_dropped, p.samples_taken);
+      rt_.report(error_kind::profile_trimmed, about + ": envelope sent without a profile: " + p.omitted_because);
+    } else if (p.samples_lost() != 0) {
+      bump(rt_.stats.profile_samples_dropped, p.samples_lost());
+      rt_.report(error_kind::profile_trimmed,
+                 fmt::format("{}: {} of {} samples left out of its Sentry profile ({} outside the transaction, {} past "
+                             "Sentry's 30 s, {} alone on their thread, {} over the 10 MiB limit)",
+                             about, p.samples_lost(), p.samples_taken, p.outside_transaction, p.over_duration, p.lone_thread,
+                             p.over_size));
+    }
+    return write_file(stem + ".envelope", r.envelope);
+  }
+
+  // A fresh uuid4 for each profile (version and variant bits set, so never the nil uuid Relay
+  // rejects). Only the collector draws from this generator.
+  trace_id next_profile_id() noexcept {
+    trace_id id;
+    id.high = (profile_ids_.next() & ~std::uint64_t{0xF000}) | 0x4000;
+    id.low = (profile_ids_.next() & ~(std::uint64_t{0xC} << 60)) | (std::uint64_t{0x8} << 60);
+    return id;
+  }
+
   bool write_file(const std::string& name, const std::string& content) {
     std::string error;
     if (folder_.write_atomically(name, content, error)) {
@@ -325,6 +368,7 @@ class collector {
   output_folder folder_;
   bool folder_failing_ = false;
   folded_aggregates aggregates_;
+  xoshiro256 profile_ids_;
 };
 
 }  // namespace spanprof::detail

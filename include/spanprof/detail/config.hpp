@@ -20,13 +20,14 @@ enum class output_format : unsigned {
   none = 0,
   chrome_trace = 1u << 0,        // <name>-<id>.trace.json: Perfetto / chrome://tracing
   sentry_transaction = 1u << 1,  // <name>-<id>.transaction.json: Sentry's transaction event
-  // (1u << 3 is left for pprof.)
   speedscope = 1u << 2,  // <name>-<id>.speedscope.json: spans (evented) + stacks (sampled)
+  // (1u << 3 is left for pprof.)
   // <name>-<id>.folded: folded stacks for flamegraph.pl, speedscope, Pyroscope; also the
   // per-name aggregate <name>.aggregate.folded
   folded = 1u << 4,
   // <name>-<id>.svg: a self-contained flame graph; also the per-name <name>.aggregate.svg
   flamegraph = 1u << 5,
+  sentry_envelope = 1u << 6,  // <name>-<id>.envelope: the event plus its v1 profile, for Sentry's envelope endpoint
 };
 constexpr output_format operator|(output_format a, output_format b) noexcept {
   return static_cast<output_format>(static_cast<unsigned>(a) | static_cast<unsigned>(b));
@@ -51,6 +52,7 @@ enum class error_kind {
   write_failed,        // a profile file could not be written
   queue_full,          // the collector fell behind; a finished transaction was dropped
   api_misuse,          // a span or transaction used in a way the API does not allow
+  profile_trimmed,     // samples (or a whole Sentry profile) left out because Sentry would reject them
 };
 
 struct error {
@@ -124,6 +126,8 @@ inline bool parse_formats(std::string_view text, output_format& out) {
       result = result | output_format::folded;
     } else if (item == "flamegraph" || item == "svg") {
       result = result | output_format::flamegraph;
+    } else if (item == "envelope" || item == "sentry_envelope") {
+      result = result | output_format::sentry_envelope;
     } else if (item == "none") {
     } else if (!item.empty()) {
       return false;
@@ -160,7 +164,7 @@ inline config config::from_environment(config base, std::vector<std::string>* pr
     if (*v == '\0') complain("SPANPROF_OUTPUT_DIR", v, "a folder path"); else base.output_dir = v;
   }
   if (const char* v = std::getenv("SPANPROF_FORMATS")) {
-    if (!detail::parse_formats(v, base.formats)) complain("SPANPROF_FORMATS", v, "a comma list of chrome, sentry, speedscope, folded, flamegraph, none");
+    if (!detail::parse_formats(v, base.formats)) complain("SPANPROF_FORMATS", v, "a comma list of chrome, sentry, envelope, speedscope, folded, flamegraph, none");
   }
   if (const char* v = std::getenv("SPANPROF_TRACES_SAMPLE_RATE")) {
     if (!detail::parse_number(v, 0.0, 1.0, base.traces_sample_rate)) complain("SPANPROF_TRACES_SAMPLE_RATE", v, "a number in 0..1");
@@ -225,6 +229,8 @@ struct counters {
   std::uint64_t samples_orphaned = 0;             // their transaction was never written (dropped)
   std::uint64_t aggregate_stacks_over_cap = 0;    // per-name aggregate full: counted as "[other]"
   std::uint64_t aggregate_names_over_cap = 0;     // transactions of names beyond the aggregate cap
+  std::uint64_t profiles_omitted = 0;             // envelopes sent without a profile: Sentry would reject it
+  std::uint64_t profile_samples_dropped = 0;      // left out of Sentry profiles (outside the transaction, past 30 s, too big, alone on a thread)
 };
 
 }  // namespace spanprof

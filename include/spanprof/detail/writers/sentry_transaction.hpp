@@ -54,7 +54,15 @@ inline void append_sentry_span_data(std::string& out, const finished_transaction
   out += '}';
 }
 
-inline std::string write_sentry_transaction(const finished_transaction& txn, json_text_stats& stats) {
+// What the envelope's copy of the event adds to the plain .transaction.json: the link to the
+// profile sent beside it, and the release the profile carries (sentry_profile.hpp).
+struct sentry_transaction_link {
+  std::string_view profile_id;  // contexts.profile.profile_id; empty: no profile in the envelope
+  std::string_view release;     // written when the configuration has none, so both items agree
+};
+
+inline std::string write_sentry_transaction(const finished_transaction& txn, json_text_stats& stats,
+                                            const sentry_transaction_link* link = nullptr) {
   std::string out;
   out.reserve(1024 + txn.span_count() * 420);
   const span_record& root = txn.span(0);
@@ -66,9 +74,9 @@ inline std::string write_sentry_transaction(const finished_transaction& txn, jso
   append_json_string(out, txn.name(), stats, root.description.original_size);
   out += ",\"transaction_info\":{\"source\":\"custom\"},";
   append_span_timestamps(out, txn, 0);
-  if (!txn.cfg.release.empty()) {
+  if (!txn.cfg.release.empty() || (link != nullptr && !link->release.empty())) {
     out += ",\"release\":";
-    append_json_string(out, txn.cfg.release, stats);
+    append_json_string(out, !txn.cfg.release.empty() ? std::string_view(txn.cfg.release) : link->release, stats);
   }
   if (!txn.cfg.environment.empty()) {
     out += ",\"environment\":";
@@ -87,7 +95,11 @@ inline std::string write_sentry_transaction(const finished_transaction& txn, jso
   append_json_string(out, root.op.view(), stats, root.op.original_size);
   fmt::format_to(std::back_inserter(out), ",\"status\":\"{}\",", status_name(root.status.load(std::memory_order_relaxed)));
   append_sentry_span_data(out, txn, root, data[0], stats);
-  out += "},\"os\":{\"name\":";
+  out += '}';
+  if (link != nullptr && !link->profile_id.empty()) {
+    fmt::format_to(std::back_inserter(out), ",\"profile\":{{\"profile_id\":\"{}\"}}", link->profile_id);
+  }
+  out += ",\"os\":{\"name\":";
   append_json_string(out, txn.process.os_name, stats);
   out += ",\"version\":";
   append_json_string(out, txn.process.os_version, stats);

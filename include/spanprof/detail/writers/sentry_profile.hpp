@@ -1,0 +1,389 @@
+// spanprof: Sentry profile (sample format v1) and the envelope that carries it beside its
+// transaction event — what Sentry's ingest endpoint takes in one POST.
+//
+// Everything Relay would reject is left out here instead (formats.md §1, "What Relay drops";
+// Relay's relay-profiling sample/v1.rs): samples outside the transaction or past 30 s, threads
+// with a single sample, a profile that would exceed 10 MiB, a profile with nothing left. What
+// was left out is counted in `sentry_profile_stats`; the collector reports it. A file written
+// here is one Relay accepts as a whole.
+//
+// NOT ASYNC-SIGNAL-SAFE. Collector thread only.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "../analysis.hpp"
+#include "common.hpp"
+#include "sentry_transaction.hpp"
+
+namespace spanprof::detail {
+
+// Relay's limits (formats.md §1).
+inline constexpr std::uint64_t sentry_max_profile_duration_ns = 30'000'000'000;  // last sample's elapsed time
+inline constexpr std::size_t sentry_max_profile_bytes = 10 * 1024 * 1024;        // Relay's max_profile_size default
+inline constexpr std::size_t sentry_max_transaction_bytes = 1'000'000;           // transaction event item
+
+// What the profile writer kept and what it left out, by reason.
+struct sentry_profile_stats {
+  std::size_t samples_taken = 0;
+  std::size_t outside_transaction = 0;  // before its start or after its end: Relay discards them
+  std::size_t over_duration = 0;        // more than 30 s after the start: Relay rejects the profile
+  std::size_t idle_edges = 0;           // empty stacks before a thread's first or after its last stack
+  std::size_t lone_thread = 0;          // the only sample of its thread: Relay removes it
+  std::size_t over_size = 0;            // the latest samples, cut to stay under 10 MiB
+  std::size_t samples_written = 0;
+  std::string omitted_because;          // non-empty: no profile, and why
+
+  // Samples with information that Sentry will not see. Idle edges are not counted: an empty
+  // stack says nothing, and Relay would drop it silently.
+  [[nodiscard]] std::size_t samples_lost() const noexcept {
+    return omitted_because.empty() ? outside_transaction + over_duration + lone_thread + over_size : samples_taken;
+  }
+};
+
+// The release both items carry. Sentry's docs require one on the profile and Relay keeps the
+// profile's own, so without a configured release the program's name stands in (on the envelope's
+// transaction too, so the two agree).
+inline std::string_view sentry_release(const finished_transaction& txn) noexcept {
+  return !txn.cfg.release.empty() ? std::string_view(txn.cfg.release) : std::string_view(txn.process.name);
+}
+
+namespace sentry_profile_detail {
+
+struct timeline {
+  std::uint64_t origin_epoch_ns = 0;  // the instant the profile's "timestamp" string names
+  std::uint64_t start_ns = 0, end_ns = 0;  // the transaction, relative to origin
+};
+
+// The profile timestamp is the transaction's start_timestamp string (µs precision): every
+// *_ns value is measured from the microsecond that string names, so they line up exactly with
+// the spans.
+inline timeline timeline_of(const finished_transaction& txn) {
+  const std::int64_t begin_epoch = txn.epoch_ns(txn.begin_ns(0));
+  const std::int64_t end_epoch = txn.epoch_ns(txn.end_ns(0));
+  timeline t;
+  const std::int64_t origin = begin_epoch - (begin_epoch % 1000 + 1000) % 1000;
+  t.origin_epoch_ns = static_cast<std::uint64_t>(origin);
+  t.start_ns = static_cast<std::uint64_t>(begin_epoch - origin);
+  t.end_ns = static_cast<std::uint64_t>(std::max(end_epoch, begin_epoch) - origin);
+  return t;
+}
+
+struct kept_sample {
+  std::size_t index;             // into txn.sampled.samples
+  std::uint64_t elapsed_ns;
+  std::uint32_t tid;
+  bool has_stack;
+};
+
+// Relay's normalization, on samples in time order: per thread, drop the empty stacks before the
+// first and after the last non-empty one, then drop every thread left with a single sample.
+inline void normalize_threads(std::vector<kept_sample>& samples, sentry_profile_stats& stats) {
+  std::unordered_map<std::uint32_t, std::pair<std::size_t, std::size_t>> active;  // tid → [first, last] with a stack
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    if (!samples[i].has_stack) continue;
+    auto [it, inserted] = active.try_emplace(samples[i].tid, i, i);
+    if (!inserted) it->second.second = i;
+  }
+  std::vector<kept_sample> out;
+  out.reserve(samples.size());
+  std::unordered_map<std::uint32_t, std::size_t> count;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const auto it = active.find(samples[i].tid);
+    if (it == active.end() || i < it->second.first || i > it->second.second) {
+      ++stats.idle_edges;
+      continue;
+    }
+    ++count[samples[i].tid];
+    out.push_back(samples[i]);
+  }
+  samples.clear();
+  for (const kept_sample& s : out) {
+    if (count[s.tid] < 2) {
+      ++stats.lone_thread;
+    } else {
+      samples.push_back(s);
+    }
+  }
+}
+
+inline void append_hex_address(std::string& out, std::uintptr_t address) {
+  fmt::format_to(std::back_inserter(out), "\"0x{:x}\"", address);
+}
+
+inline void append_frame(std::string& out, const profile_frame& f, json_text_stats& stats) {
+  out += '{';
+  bool first = true;
+  auto key = [&](std::string_view name) {
+    if (!first) out += ',';
+    first = false;
+    out += '"';
+    out += name;
+    out += "\":";
+  };
+  if (!f.function.empty()) {
+    key("function");
+    append_json_string(out, f.function, stats);
+  }
+  if (!f.file.empty()) {
+    const std::size_t slash = f.file.rfind('/');
+    key("filename");
+    append_json_string(out, slash == std::string::npos ? std::string_view(f.file) : std::string_view(f.file).substr(slash + 1), stats);
+    key("abs_path");
+    append_json_string(out, f.file, stats);
+  }
+  if (f.line != 0) {
+    key("lineno");
+    fmt::format_to(std::back_inserter(out), "{}", f.line);
+  }
+  if (f.module != nullptr) {
+    // Relay keeps `module` and drops `package`: the binary's or library's file name goes here.
+    key("module");
+    append_json_string(out, f.module->file_name(), stats);
+  }
+  key("in_app");
+  out += f.in_app ? "true" : "false";
+  key("instruction_addr");
+  append_hex_address(out, f.instruction_addr);
+  key("platform");
+  out += "\"native\"";
+  out += '}';
+}
+
+// debug_meta.images. Relay's profile struct knows the image types macho, symbolic, sourcemap,
+// proguard and jvm — not "elf", which would fail the whole profile as invalid JSON — and its
+// older versions require debug_id and image_addr: ELF modules are sent as "symbolic" (Sentry's
+// generic native type), and a module without a build id (no debug_id) is left out.
+inline void append_debug_images(std::string& out, const transaction_analysis& a, json_text_stats& stats) {
+  out += "\"debug_meta\":{\"images\":[";
+  bool first = true;
+  for (const debug_image& image : a.images) {
+    if (image.debug_id.empty() || image.image_addr.empty()) continue;
+    if (!first) out += ',';
+    first = false;
+    out += "{\"type\":\"symbolic\",\"code_file\":";
+    append_json_string(out, image.code_file, stats);
+    if (!image.code_id.empty()) {
+      out += ",\"code_id\":";
+      append_json_string(out, image.code_id, stats);
+    }
+    out += ",\"debug_id\":";
+    append_json_string(out, image.debug_id, stats);
+    out += ",\"image_addr\":";
+    append_json_string(out, image.image_addr, stats);
+    if (!image.image_vmaddr.empty()) {
+      out += ",\"image_vmaddr\":";
+      append_json_string(out, image.image_vmaddr, stats);
+    }
+    fmt::format_to(std::back_inserter(out), ",\"image_size\":{}}}", image.image_size);
+  }
+  out += "]}";
+}
+
+// The profile JSON for `samples` (already normalized, time order).
+inline std::string serialize(const finished_transaction& txn, const hex32& profile_id, const timeline& t,
+                             const std::vector<kept_sample>& samples, json_text_stats& stats) {
+  const transaction_analysis& a = *txn.analysis;
+  std::string out;
+  out.reserve(2048 + samples.size() * 64);
+  fmt::format_to(std::back_inserter(out), "{{\"version\":\"1\",\"event_id\":\"{}\",\"platform\":\"native\",\"timestamp\":\"",
+                 profile_id.text);
+  append_rfc3339_us(out, static_cast<std::int64_t>(t.origin_epoch_ns));
+  out += "\",\"release\":";
+  append_json_string(out, sentry_release(txn), stats);
+  if (!txn.cfg.environment.empty()) {
+    out += ",\"environment\":";
+    append_json_string(out, txn.cfg.environment, stats);
+  }
+  out += ",\"device\":{\"architecture\":";
+  append_json_string(out, txn.process.architecture.empty() ? std::string_view("unknown") : std::string_view(txn.process.architecture), stats);
+  out += "},\"os\":{\"name\":";
+  append_json_string(out, txn.process.os_name, stats);
+  out += ",\"version\":";
+  append_json_string(out, txn.process.os_version, stats);
+  fmt::format_to(std::back_inserter(out), "}},\"runtime\":{{\"name\":\"spanprof\",\"version\":\"{}\"}},", spanprof_version);
+  append_debug_images(out, a, stats);
+
+  // The thread the transaction ran on, if it kept samples; otherwise (its context moved to other
+  // threads) the thread with the most, since Sentry draws the flame graph from this one only.
+  std::map<std::uint32_t, std::size_t> per_thread;
+  for (const kept_sample& s : samples) ++per_thread[s.tid];
+  auto active_tid = static_cast<std::uint32_t>(txn.rec.thread_id);
+  if (per_thread.find(active_tid) == per_thread.end()) {
+    active_tid = std::max_element(per_thread.begin(), per_thread.end(),
+                                  [](const auto& x, const auto& y) { return x.second < y.second; })->first;
+  }
+  fmt::format_to(std::back_inserter(out), ",\"transaction\":{{\"id\":\"{}\",\"trace_id\":\"{}\",\"name\":",
+                 to_hex(txn.rec.event_id).text, to_hex(txn.rec.trace).text);
+  // Exactly as the transaction event spells its name (Relay replaces ours with it anyway).
+  append_json_string(out, txn.name(), stats, txn.span(0).description.original_size);
+  fmt::format_to(std::back_inserter(out), ",\"active_thread_id\":\"{}\",\"relative_start_ns\":\"{}\",\"relative_end_ns\":\"{}\"}}",
+                 active_tid, t.start_ns, t.end_ns);
+
+  // Frames and stacks: only those the written samples use, each written once.
+  std::vector<std::int64_t> frame_out(a.frames.size(), -1);
+  std::string frames_json;
+  std::uint32_t frame_count = 0;
+  std::map<std::vector<std::uint32_t>, std::uint32_t> stack_ids;
+  std::string stacks_json;
+  std::string samples_json;
+  std::vector<std::uint32_t> stack;
+  for (const kept_sample& s : samples) {
+    stack.clear();
+    for (const std::uint32_t f : a.stack_of(s.index)) {  // leaf first, as Sentry wants
+      if (frame_out[f] < 0) {
+        frame_out[f] = frame_count++;
+        if (!frames_json.empty()) frames_json += ',';
+        append_frame(frames_json, a.frames[f], stats);
+      }
+      stack.push_back(static_cast<std::uint32_t>(frame_out[f]));
+    }
+    auto [it, inserted] = stack_ids.try_emplace(stack, static_cast<std::uint32_t>(stack_ids.size()));
+    if (inserted) {
+      stacks_json += stacks_json.empty() ? "[" : ",[";
+      for (std::size_t k = 0; k < stack.size(); ++k) fmt::format_to(std::back_inserter(stacks_json), "{}{}", k == 0 ? "" : ",", stack[k]);
+      stacks_json += ']';
+    }
+    fmt::format_to(std::back_inserter(samples_json), "{}{{\"stack_id\":{},\"thread_id\":\"{}\",\"elapsed_since_start_ns\":\"{}\"}}",
+                   samples_json.empty() ? "" : ",", it->second, s.tid, s.elapsed_ns);
+  }
+  out += ",\"profile\":{\"samples\":[";
+  out += samples_json;
+  out += "],\"stacks\":[";
+  out += stacks_json;
+  out += "],\"frames\":[";
+  out += frames_json;
+  out += "],\"thread_metadata\":{";
+  bool first = true;
+  for (const auto& [tid, count] : per_thread) {
+    fmt::format_to(std::back_inserter(out), "{}\"{}\":{{", first ? "" : ",", tid);
+    first = false;
+    // The name is known only for the thread that began the transaction.
+    if (tid == static_cast<std::uint32_t>(txn.rec.thread_id) && txn.rec.thread_name[0] != '\0') {
+      out += "\"name\":";
+      append_json_string(out, std::string_view(txn.rec.thread_name, ::strnlen(txn.rec.thread_name, sizeof txn.rec.thread_name)), stats);
+    }
+    out += '}';
+  }
+  out += "}}}";
+  return out;
+}
+
+}  // namespace sentry_profile_detail
+
+// The v1 profile of `txn`, or "" when Sentry would not accept one (`report.omitted_because`
+// says why). Samples Relay would discard or reject are left out and counted in `report`.
+inline std::string write_sentry_profile(const finished_transaction& txn, const hex32& profile_id, json_text_stats& stats,
+                                        sentry_profile_stats& report, std::size_t max_bytes = sentry_max_profile_bytes) {
+  namespace sp = sentry_profile_detail;
+  report = {};
+  report.samples_taken = txn.sampled.samples.size();
+  if (txn.analysis == nullptr) {
+    report.omitted_because = "its samples could not be symbolized";
+    return {};
+  }
+  if (txn.rec.trace.is_nil() || txn.rec.event_id.is_nil()) {
+    report.omitted_because = "its trace or event id is nil";
+    return {};
+  }
+  const sp::timeline t = sp::timeline_of(txn);
+  if (t.end_ns <= t.start_ns) {  // Relay: relative_start_ns < relative_end_ns, or invalid
+    report.omitted_because = "it lasted no time";
+    return {};
+  }
+  std::vector<sp::kept_sample> samples;
+  samples.reserve(txn.sampled.samples.size());
+  for (std::size_t i = 0; i < txn.sampled.samples.size(); ++i) {
+    const collected_sample& c = txn.sampled.samples[i];
+    const std::int64_t elapsed = txn.epoch_ns(txn.ticks.to_ns(c.t_ticks)) - static_cast<std::int64_t>(t.origin_epoch_ns);
+    if (elapsed < static_cast<std::int64_t>(t.start_ns) || elapsed > static_cast<std::int64_t>(t.end_ns)) {
+      ++report.outside_transaction;
+    } else if (static_cast<std::uint64_t>(elapsed) > sentry_max_profile_duration_ns) {
+      ++report.over_duration;
+    } else {
+      samples.push_back({i, static_cast<std::uint64_t>(elapsed), c.tid, !txn.analysis->stack_of(i).empty()});
+    }
+  }
+  // Time order is what makes Relay's "last sample" the latest one; the collector sorted them,
+  // and equal times keep their order.
+  std::stable_sort(samples.begin(), samples.end(),
+                   [](const sp::kept_sample& x, const sp::kept_sample& y) { return x.elapsed_ns < y.elapsed_ns; });
+  sp::normalize_threads(samples, report);
+  for (;;) {
+    if (samples.empty()) {
+      report.omitted_because = fmt::format("it has {} sample(s), and Sentry needs 2 or more with a stack on one thread "
+                                           "inside the transaction", report.samples_taken);
+      return {};
+    }
+    json_text_stats attempt_stats;
+    std::string profile = sp::serialize(txn, profile_id, t, samples, attempt_stats);
+    if (profile.size() <= max_bytes) {
+      stats.utf8_repaired += attempt_stats.utf8_repaired;
+      report.samples_written = samples.size();
+      return profile;
+    }
+    // Too big: keep the earliest samples, in proportion to the room (with a margin, since
+    // frames are shared unevenly), and normalize again.
+    const auto keep = static_cast<std::size_t>(static_cast<double>(samples.size()) * 0.9 *
+                                               static_cast<double>(max_bytes) / static_cast<double>(profile.size()));
+    const std::size_t cut = samples.size() - std::min(keep, samples.size() - 1);
+    report.over_size += cut;
+    samples.resize(samples.size() - cut);
+    // Samples the cut left idle or alone on their thread are lost to the size limit too.
+    sentry_profile_stats after_cut;
+    sp::normalize_threads(samples, after_cut);
+    report.over_size += after_cut.idle_edges + after_cut.lone_thread;
+  }
+}
+
+// What write_sentry_envelope produced.
+struct sentry_envelope_result {
+  std::string envelope;  // "" when nothing Sentry accepts could be written
+  sentry_profile_stats profile;
+  std::string problem;   // why there is no envelope
+};
+
+inline void append_envelope_item(std::string& out, std::string_view type, std::string_view payload) {
+  // `length` is the exact byte count, so the payload may hold any byte, newlines included.
+  fmt::format_to(std::back_inserter(out), "{{\"type\":\"{}\",\"length\":{},\"content_type\":\"application/json\"}}\n", type,
+                 payload.size());
+  out += payload;
+  out += '\n';
+}
+
+// The envelope of one transaction: its event and, when Sentry would accept one, its profile.
+// `now_epoch_ns` is the envelope's sent_at.
+inline sentry_envelope_result write_sentry_envelope(const finished_transaction& txn, const trace_id& profile_id,
+                                                    std::int64_t now_epoch_ns, json_text_stats& stats,
+                                                    std::size_t max_profile_bytes = sentry_max_profile_bytes) {
+  sentry_envelope_result result;
+  const hex32 profile_hex = to_hex(profile_id);
+  std::string profile = write_sentry_profile(txn, profile_hex, stats, result.profile, max_profile_bytes);
+  sentry_transaction_link link;
+  link.profile_id = profile.empty() ? std::string_view() : std::string_view(profile_hex.text);
+  link.release = sentry_release(txn);
+  std::string transaction = write_sentry_transaction(txn, stats, &link);
+  while (!transaction.empty() && transaction.back() == '\n') transaction.pop_back();
+  if (transaction.size() > sentry_max_transaction_bytes) {
+    result.problem = fmt::format("its transaction event is {} bytes, over the {} bytes Relay accepts", transaction.size(),
+                                 sentry_max_transaction_bytes);
+    return result;
+  }
+  std::string& out = result.envelope;
+  out.reserve(256 + transaction.size() + profile.size());
+  fmt::format_to(std::back_inserter(out), "{{\"event_id\":\"{}\",\"sent_at\":\"", to_hex(txn.rec.event_id).text);
+  append_rfc3339_us(out, now_epoch_ns);
+  fmt::format_to(std::back_inserter(out), "\",\"sdk\":{{\"name\":\"spanprof\",\"version\":\"{}\"}}}}\n", spanprof_version);
+  append_envelope_item(out, "transaction", transaction);
+  if (!profile.empty()) append_envelope_item(out, "profile", profile);
+  return result;
+}
+
+}  // namespace spanprof::detail
