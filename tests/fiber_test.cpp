@@ -650,7 +650,7 @@ TEST_CASE("fiber: a fiber_context destroyed with a transaction open finishes it 
     cfg.sampling = false;
     session s(cfg);
     std::thread thread([] {
-      constexpr spanprof::detail::span_site site{"site", __FILE__, __LINE__};
+      static constexpr spanprof::detail::span_site site{"site", __FILE__, __LINE__};
       auto profile = std::make_unique<spanprof::fiber_context>();
       std::optional<spanprof::scoped_transaction> txn;
       {
@@ -701,10 +701,11 @@ void suspended_gets_no_samples(sampling_mode mode) {
   }
   const auto traces = read_traces(dir.path());
   const trace_file& t = trace_named(traces, "suspended");
-  // Sample times are µs since the transaction began; the window is known to within µs, the
-  // margin is 2 ms.
-  const double from_us = static_cast<double>(suspended_from_ns - txn_begin_ns) / 1000.0 + 2000.0;
-  const double to_us = static_cast<double>(suspended_to_ns - txn_begin_ns) / 1000.0 - 2000.0;
+  // Sample times are µs since the transaction began; the window is known to within µs. The
+  // margin is 2 ms plus 1 % of the distance: sample times go through the tick calibration,
+  // which a loaded machine can put a few ms off over half a second.
+  const double from_us = static_cast<double>(suspended_from_ns - txn_begin_ns) / 1000.0 * 1.01 + 2000.0;
+  const double to_us = static_cast<double>(suspended_to_ns - txn_begin_ns) / 1000.0 * 0.99 - 2000.0;
   // Weighted: under load a CPU timer's expirations merge into fewer, heavier signals.
   std::uint64_t inside = 0, before = 0, after_window = 0;
   for (const sample_event& smp : t.samples) {
@@ -796,13 +797,15 @@ TEST_CASE("fiber: samples on a stack that is not the running context's keep only
     std::size_t deeper = 0;
     for (const sample_event& smp : t.samples) deeper += smp.stack.size() > 1 ? 1 : 0;
     MESSAGE(name, ": ", t.samples.size(), " samples, ", deeper, " with more than the pc");
-    CHECK(t.samples.size() >= (signals_deferred ? 5u : 30u));
+    // ~80 expected at 1 kHz; a loaded machine and the sanitizers delay the ticker, and the
+    // counts only need to show that sampling ran.
+    CHECK(t.samples.size() >= (signals_deferred ? 5u : 10u));
     CHECK(deeper == 0);
   }
   const trace_file& own = trace_named(traces, "own-stack");
   std::size_t in_a = 0;
   for (const sample_event& smp : own.samples) in_a += stack_contains(smp, g_return_into_a.load()) ? 1 : 0;
-  CHECK(own.samples.size() >= (signals_deferred ? 5u : 30u));
+  CHECK(own.samples.size() >= (signals_deferred ? 5u : 10u));
   if (!signals_deferred) CHECK(in_a * 10 >= own.samples.size() * 8);
 }
 

@@ -25,8 +25,8 @@ struct live_stats {
   X(transactions_collected) X(transactions_written) X(transactions_dropped) X(transactions_aborted) X(spans_started)        \
   X(spans_dropped) X(spans_auto_closed) X(spans_closed_out_of_order) X(cross_context_ends)       \
   X(nested_transactions) X(strings_truncated) X(invalid_utf8_repaired) X(files_written) X(errors) \
-  X(api_misuse) X(samples_orphaned) X(aggregate_stacks_over_cap) X(aggregate_names_over_cap) X(profiles_omitted)
-  X(profile_samples_dropped)
+  X(api_misuse) X(samples_orphaned) X(aggregate_stacks_over_cap) X(aggregate_names_over_cap)     \
+  X(profiles_omitted) X(profile_samples_dropped)
 #define SPANPROF_DETAIL_DECLARE(name) std::atomic<std::uint64_t> name{0};
   SPANPROF_DETAIL_STATS(SPANPROF_DETAIL_DECLARE)
 #undef SPANPROF_DETAIL_DECLARE

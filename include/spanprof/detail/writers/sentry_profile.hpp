@@ -215,7 +215,8 @@ inline std::string serialize(const finished_transaction& txn, const hex32& profi
   // threads) the thread with the most, since Sentry draws the flame graph from this one only.
   std::map<std::uint32_t, std::size_t> per_thread;
   for (const kept_sample& s : samples) ++per_thread[s.tid];
-  auto active_tid = static_cast<std::uint32_t>(txn.rec.thread_id);
+  const transaction_track track = transaction_track::of(txn.rec);
+  auto active_tid = track.tid;
   if (per_thread.find(active_tid) == per_thread.end()) {
     active_tid = std::max_element(per_thread.begin(), per_thread.end(),
                                   [](const auto& x, const auto& y) { return x.second < y.second; })->first;
@@ -265,10 +266,11 @@ inline std::string serialize(const finished_transaction& txn, const hex32& profi
   for (const auto& [tid, count] : per_thread) {
     fmt::format_to(std::back_inserter(out), "{}\"{}\":{{", first ? "" : ",", tid);
     first = false;
-    // The name is known only for the thread that began the transaction.
-    if (tid == static_cast<std::uint32_t>(txn.rec.thread_id) && txn.rec.thread_name[0] != '\0') {
+    // The name is known only for the transaction's own track: the thread that began it, or
+    // its fiber.
+    if (tid == track.tid && (txn.rec.on_fiber || txn.rec.thread_name[0] != '\0')) {
       out += "\"name\":";
-      append_json_string(out, std::string_view(txn.rec.thread_name, ::strnlen(txn.rec.thread_name, sizeof txn.rec.thread_name)), stats);
+      append_json_string(out, track.label, stats);
     }
     out += '}';
   }
@@ -308,7 +310,10 @@ inline std::string write_sentry_profile(const finished_transaction& txn, const h
     } else if (static_cast<std::uint64_t>(elapsed) > sentry_max_profile_duration_ns) {
       ++report.over_duration;
     } else {
-      samples.push_back({i, static_cast<std::uint64_t>(elapsed), c.tid, !txn.analysis->stack_of(i).empty()});
+      // A fiber's samples all go to its track, whichever thread ran it: Sentry draws the flame
+      // graph of one thread, and the request is the fiber, not the threads it visited.
+      const std::uint32_t tid = txn.rec.on_fiber ? transaction_track::of(txn.rec).tid : c.tid;
+      samples.push_back({i, static_cast<std::uint64_t>(elapsed), tid, !txn.analysis->stack_of(i).empty()});
     }
   }
   // Time order is what makes Relay's "last sample" the latest one; the collector sorted them,

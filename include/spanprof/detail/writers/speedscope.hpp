@@ -12,7 +12,6 @@
 // NOT ASYNC-SIGNAL-SAFE. Collector thread only.
 #pragma once
 
-#include <string.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -128,9 +127,9 @@ inline std::vector<evented_event> nest_intervals(std::vector<timed_interval> int
   return events;
 }
 
-// The key of the profile (track) a span or sample is drawn on. Today a thread id; a fiber
-// track would key on ctx_id (collected_sample::ctx_id, span_record::ctx_id,
-// derived_span::ctx_id) here and name the track after the context — nothing else changes.
+// One profile pair (evented + sampled) per track: the transaction's thread — or, for a
+// transaction on a fiber, the fiber's track (transaction_track), which every span and sample of
+// the fiber goes to, whichever thread ran it — plus any other thread its samples came from.
 struct speedscope_track {
   std::uint64_t key = 0;
   std::string name;
@@ -149,21 +148,20 @@ inline std::string write_speedscope(const finished_transaction& txn, json_text_s
   speedscope_stats local;
   speedscope_stats& sstats = out_stats != nullptr ? *out_stats : local;
   const std::int64_t origin_ns = txn.begin_ns(0);
-  const std::uint32_t txn_tid = static_cast<std::uint32_t>(txn.rec.thread_id);
+  const transaction_track own = transaction_track::of(txn.rec);
+  const std::uint32_t txn_tid = own.tid;
   speedscope_frame_table table;
   std::vector<speedscope_track> tracks;
   std::unordered_map<std::uint64_t, std::size_t> track_index;
-  auto track = [&](std::uint32_t tid) -> speedscope_track& {
+  auto track = [&](std::uint32_t thread_tid) -> speedscope_track& {
+    const std::uint32_t tid = txn.rec.on_fiber || thread_tid == 0 ? txn_tid : thread_tid;
     auto [it, inserted] = track_index.try_emplace(tid, tracks.size());
     if (inserted) {
       speedscope_track t;
       t.key = tid;
-      const std::string_view thread_name(txn.rec.thread_name, ::strnlen(txn.rec.thread_name, sizeof txn.rec.thread_name));
-      if (tid == txn_tid && !thread_name.empty()) {
-        t.name = fmt::format("{} ({})", thread_name, tid);
-      } else {
-        t.name = fmt::format("thread {}", tid);
-      }
+      if (tid != txn_tid) t.name = fmt::format("thread {}", tid);
+      else if (txn.rec.on_fiber) t.name = own.label;
+      else t.name = fmt::format("{} ({})", own.label, tid);
       tracks.push_back(std::move(t));
     }
     return tracks[it->second];
@@ -187,7 +185,7 @@ inline std::string write_speedscope(const finished_transaction& txn, json_text_s
       speedscope_frame f{d.description.empty() ? std::string(d.op()) : d.description, d.code_filepath, d.code_lineno};
       // Derived spans are listed parents first, after every instrumented span: `order` keeps
       // a derived span that shares both edges with its parent inside it.
-      track(d.tid != 0 ? d.tid : txn_tid).spans.push_back({d.begin_ns - origin_ns, d.end_ns - origin_ns,
+      track(d.tid).spans.push_back({d.begin_ns - origin_ns, d.end_ns - origin_ns,
                                                            table.intern(std::move(f)), order++});
     }
     std::vector<std::uint32_t> frame_of(a.frames.size(), 0);
