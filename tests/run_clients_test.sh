@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The 'clients' suite: run the example, then open every profile it wrote with the independent
-# validators (tools/check-chrome-trace, tools/check-sentry-transaction; formats.md).
+# validators (tools/check-chrome-trace, tools/check-sentry-transaction, tools/check-pprof;
+# formats.md).
 #
 #   tests/run_clients_test.sh EXAMPLE_BINARY SOURCE_ROOT
 #
@@ -33,8 +34,10 @@ fi
 out=$(mktemp -d "${TMPDIR:-/tmp}/spanprof-clients.XXXXXX") || { echo "FAIL: mktemp -d failed" >&2; exit 1; }
 trap 'rm -rf "$out"' EXIT
 
-echo "== running $example (SPANPROF_OUTPUT_DIR=$out)"
-SPANPROF_OUTPUT_DIR=$out "$example"
+# Every format, whatever the default set is: each one written must pass its client.
+formats=chrome,sentry,pprof
+echo "== running $example (SPANPROF_OUTPUT_DIR=$out SPANPROF_FORMATS=$formats)"
+SPANPROF_OUTPUT_DIR=$out SPANPROF_FORMATS=$formats "$example"
 rc=$?
 if ((rc != 0)); then
   echo "FAIL: the example exited with status $rc" >&2
@@ -44,9 +47,15 @@ fi
 shopt -s nullglob
 traces=("$out"/*.trace.json)
 transactions=("$out"/*.transaction.json)
-echo "== wrote ${#traces[@]} Chrome trace(s), ${#transactions[@]} Sentry transaction(s)"
+pprofs=("$out"/*.pb.gz)
+echo "== wrote ${#traces[@]} Chrome trace(s), ${#transactions[@]} Sentry transaction(s), ${#pprofs[@]} pprof profile(s)"
 if ((${#traces[@]} + ${#transactions[@]} == 0)); then
   echo "FAIL: the example wrote no profiles into $out" >&2
+  exit 1
+fi
+# Asked for: a missing format is a failure, not a format that passed for lack of files.
+if ((${#pprofs[@]} == 0)); then
+  echo "FAIL: the example wrote no .pb.gz (SPANPROF_FORMATS=$formats)" >&2
   exit 1
 fi
 
@@ -71,6 +80,7 @@ check() {  # check TOOL FILE...: runs one checker over a set of files, tallies i
 }
 check check-chrome-trace "${traces[@]}"
 check check-sentry-transaction "${transactions[@]}"
+check check-pprof "${pprofs[@]}"
 
 ((failed)) && exit 1
 # A format that was not validated is not a pass.

@@ -17,6 +17,7 @@
 #include "runtime.hpp"
 #include "unwind_dwarf.hpp"
 #include "writers/chrome_trace.hpp"
+#include "writers/pprof.hpp"
 #include "writers/sentry_transaction.hpp"
 
 namespace spanprof::detail {
@@ -241,6 +242,9 @@ class collector {
       }
       if (has_format(cfg.formats, output_format::sentry_transaction)) {
         all_written &= write_file(stem + ".transaction.json", write_sentry_transaction(txn, text_stats));
+      }
+      if (has_format(cfg.formats, output_format::pprof)) {
+        all_written &= write_file(stem + ".pb.gz", write_pprof(txn, text_stats));  // binary: write_file takes bytes
       }
       bump(rt_.stats.invalid_utf8_repaired, text_stats.utf8_repaired);
       if (all_written) bump(rt_.stats.transactions_written); else bump(rt_.stats.transactions_dropped);

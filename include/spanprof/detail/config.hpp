@@ -20,6 +20,7 @@ enum class output_format : unsigned {
   none = 0,
   chrome_trace = 1u << 0,        // <name>-<id>.trace.json: Perfetto / chrome://tracing
   sentry_transaction = 1u << 1,  // <name>-<id>.transaction.json: Sentry's transaction event
+  pprof = 1u << 4,               // <name>-<id>.pb.gz: gzipped profile.proto for go tool pprof
 };
 constexpr output_format operator|(output_format a, output_format b) noexcept {
   return static_cast<output_format>(static_cast<unsigned>(a) | static_cast<unsigned>(b));
@@ -111,6 +112,8 @@ inline bool parse_formats(std::string_view text, output_format& out) {
       result = result | output_format::chrome_trace;
     } else if (item == "sentry" || item == "sentry_transaction") {
       result = result | output_format::sentry_transaction;
+    } else if (item == "pprof") {
+      result = result | output_format::pprof;
     } else if (item == "none") {
     } else if (!item.empty()) {
       return false;
@@ -147,7 +150,7 @@ inline config config::from_environment(config base, std::vector<std::string>* pr
     if (*v == '\0') complain("SPANPROF_OUTPUT_DIR", v, "a folder path"); else base.output_dir = v;
   }
   if (const char* v = std::getenv("SPANPROF_FORMATS")) {
-    if (!detail::parse_formats(v, base.formats)) complain("SPANPROF_FORMATS", v, "a comma list of chrome, sentry, none");
+    if (!detail::parse_formats(v, base.formats)) complain("SPANPROF_FORMATS", v, "a comma list of chrome, sentry, pprof, none");
   }
   if (const char* v = std::getenv("SPANPROF_TRACES_SAMPLE_RATE")) {
     if (!detail::parse_number(v, 0.0, 1.0, base.traces_sample_rate)) complain("SPANPROF_TRACES_SAMPLE_RATE", v, "a number in 0..1");
