@@ -19,6 +19,7 @@ TEST_CASE("pprof: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <string_view>
@@ -614,6 +615,97 @@ TEST_CASE("pprof: a sampled transaction as a valid profile.proto, with its frame
     record(rec, spanprof::sampling_mode::cpu);
     check_profile(rec, spanprof::sampling_mode::cpu);
   }
+}
+
+// ---- the encoder's pieces, as properties over seeded random input ---------------------------
+
+namespace {
+
+// RFC 3629 validity, decoded code point by code point (written apart from the writer's check).
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto b0 = static_cast<unsigned char>(s[i]);
+    int length = 0;
+    std::uint32_t cp = 0, min_cp = 0;
+    if (b0 < 0x80) length = 1, cp = b0;
+    else if ((b0 & 0xE0) == 0xC0) length = 2, cp = b0 & 0x1Fu, min_cp = 0x80;
+    else if ((b0 & 0xF0) == 0xE0) length = 3, cp = b0 & 0x0Fu, min_cp = 0x800;
+    else if ((b0 & 0xF8) == 0xF0) length = 4, cp = b0 & 0x07u, min_cp = 0x10000;
+    else return false;
+    if (i + static_cast<std::size_t>(length) > s.size()) return false;
+    for (int k = 1; k < length; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]);
+      if ((b & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (b & 0x3Fu);
+    }
+    if (length > 1 && cp < min_cp) return false;      // overlong
+    if (cp >= 0xD800 && cp <= 0xDFFF) return false;   // surrogate
+    if (cp > 0x10FFFF) return false;
+    i += static_cast<std::size_t>(length);
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("pprof: varints and int64 fields decode to what was encoded") {
+  namespace pw = spanprof::detail::protobuf_wire;
+  const std::uint64_t seed = std::random_device{}();
+  INFO("seed ", seed);
+  std::mt19937_64 random(seed);
+  std::vector<std::uint64_t> values = {0, 1, 127, 128, 16383, 16384, (1ull << 63) - 1, 1ull << 63, ~0ull};
+  for (int i = 0; i < 2000; ++i) values.push_back(random() >> (random() % 64));
+  for (const std::uint64_t v : values) {
+    std::string encoded;
+    pw::append_varint(encoded, v);
+    // 7 bits a byte: the length follows from the highest set bit alone.
+    int bits = 0;
+    for (std::uint64_t rest = v; rest != 0; rest >>= 1) ++bits;
+    CHECK(encoded.size() == static_cast<std::size_t>(bits == 0 ? 1 : (bits + 6) / 7));
+    wire_reader reader(encoded);
+    CHECK(reader.varint() == v);
+    CHECK(reader.done());
+  }
+  // A negative int64 is its two's complement in ten bytes (int64, not zigzag sint64).
+  std::string field;
+  pw::append_int64_field(field, 9, -1);
+  CHECK(field.size() == 11);
+  wire_reader reader(field);
+  const auto [number, type] = reader.tag();
+  CHECK(number == 9);
+  CHECK(type == 0);
+  CHECK(reader.scalar(type) == -1);
+}
+
+TEST_CASE("pprof: every string becomes valid UTF-8, valid ones unchanged, repairs counted") {
+  const std::uint64_t seed = std::random_device{}();
+  INFO("seed ", seed);
+  std::mt19937_64 random(seed);
+  spanprof::detail::json_text_stats stats;
+  spanprof::detail::pprof_builder builder(stats);
+  std::uint64_t invalid_inputs = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string text(random() % 24, '\0');
+    // Mostly bytes near the UTF-8 boundaries, where the mistakes are.
+    static constexpr unsigned char interesting[] = {0x00, 0x41, 0x7F, 0x80, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0,
+                                                    0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF, 0xA0, 0x9F, 0x90, 0x8F};
+    for (char& c : text) c = static_cast<char>(random() % 3 == 0 ? random() % 256 : interesting[random() % sizeof interesting]);
+    const bool was_valid = valid_utf8(text);
+    invalid_inputs += was_valid ? 0 : 1;
+    std::string repaired;
+    const bool replaced = spanprof::detail::append_utf8_repaired(repaired, text);
+    INFO("input bytes: ", doctest::toString(text.size()));
+    CHECK(valid_utf8(repaired));
+    CHECK(replaced == !was_valid);
+    if (was_valid) CHECK(repaired == text);
+    const std::int64_t index = builder.string_index(text);
+    REQUIRE(static_cast<std::size_t>(index) < builder.strings().size());
+    CHECK(builder.strings()[static_cast<std::size_t>(index)] == repaired);
+  }
+  CHECK(invalid_inputs > 0);
+  CHECK(stats.utf8_repaired == invalid_inputs);
+  CHECK(builder.strings().front().empty());
 }
 
 TEST_CASE("pprof: SPANPROF_FORMATS names it") {
