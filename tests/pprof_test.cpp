@@ -480,7 +480,11 @@ void check_profile(const recorded& rec, spanprof::sampling_mode mode) {
     (void)p.str(f.system_name);
     (void)p.str(f.filename);
   }
-  for (const std::int64_t c : p.comments) (void)p.str(c);
+  // The sampler's losses, as the Chrome trace reports them, in the comments.
+  bool dropped_comment = false;
+  const std::string dropped = "samples dropped (ring full): " + std::to_string(rec.trace.other.at("samples_dropped").get<std::uint64_t>());
+  for (const std::int64_t c : p.comments) dropped_comment = dropped_comment || p.str(c) == dropped;
+  CHECK(dropped_comment);
 
   // Every sample of the transaction, counted once: the Chrome trace written alongside lists them.
   std::int64_t count = 0, time_ns = 0;
