@@ -18,6 +18,7 @@ TEST_CASE("pprof: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
 
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <random>
 #include <set>
@@ -346,6 +347,18 @@ extern "C" [[gnu::noinline]] void pprof_test_cold_loop(std::uint64_t samples) {
   }
 }
 
+// Spends its time inside the C library (memset), so the transaction's first sample most likely
+// has a libc leaf: the main executable's mapping must come first all the same.
+extern "C" [[gnu::noinline]] void pprof_test_libc_loop(std::uint64_t samples) {
+  static char buffer[1 << 20];
+  const std::uint64_t target = samples_taken() + samples;
+  const std::int64_t limit_ns = monotonic_ns() + burn_limit_ns;
+  for (int fill = 0; samples_taken() < target && monotonic_ns() < limit_ns; ++fill) {
+    std::memset(buffer, fill, sizeof buffer);
+    asm volatile("" : : "r"(buffer) : "memory");  // the stores must happen
+  }
+}
+
 // Called from the transaction outside any span: gap filling makes a derived span of it.
 extern "C" [[gnu::noinline]] void pprof_test_gap_loop(std::uint64_t samples) {
   volatile std::uint64_t x = 5;
@@ -369,6 +382,7 @@ std::uint64_t g_thread_id = 0;
 [[gnu::noinline]] void handle_request() {
   SPANPROF_TRANSACTION("pprof request");
   g_thread_id = static_cast<std::uint64_t>(::syscall(SYS_gettid));
+  pprof_test_libc_loop(2);
   {
     SPANPROF_SPAN(hot_op, hot_description);
     pprof_test_hot_loop(30);
@@ -513,6 +527,7 @@ void check_profile(const recorded& rec, spanprof::sampling_mode mode) {
     if (p.str(m.filename) == exe) main_mapping = &m;
   }
   REQUIRE_MESSAGE(main_mapping != nullptr, "no mapping named ", exe);
+  CHECK(main_mapping == &p.mappings.front());  // pprof's "File:" is the first mapping
   const std::string build_id = build_id_by_readelf();
   if (build_id.empty()) {
     MESSAGE("readelf printed no build id: the mapping's build id is not compared");

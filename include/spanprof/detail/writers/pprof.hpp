@@ -206,6 +206,16 @@ inline std::string build_pprof_profile(const finished_transaction& txn, json_tex
   std::map<std::vector<std::uint32_t>, std::uint64_t> location_ids;
   std::string locations_msg;
   bool own_frames_remain = false;
+  // The main executable first: pprof names the profile after its first mapping ("File: ...").
+  if (a != nullptr) {
+    for (const profile_frame& f : a->frames) {
+      if (f.module != nullptr && f.module->is_main_executable) {
+        mapping_of.emplace(f.module, 0);
+        mappings.push_back({1, f.module});
+        break;
+      }
+    }
+  }
 
   auto function_id = [&](const profile_frame& f) {
     auto [it, inserted] = function_ids.try_emplace({f.function, f.file}, function_ids.size() + 1);
