@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The 'clients' suite: run the example, then open every profile it wrote with the independent
 # validators (tools/check-chrome-trace, tools/check-sentry-transaction, tools/check-sentry-envelope,
-# tools/check-speedscope, tools/check-folded; formats.md). The example writes every format
-# (SPANPROF_FORMATS below), envelopes included (not a default format).
+# tools/check-speedscope, tools/check-pprof, tools/check-folded; formats.md). The example writes
+# every format (SPANPROF_FORMATS below), whatever the default set is.
 #
 #   tests/run_clients_test.sh EXAMPLE_BINARY SOURCE_ROOT
 #
@@ -35,7 +35,7 @@ fi
 out=$(mktemp -d "${TMPDIR:-/tmp}/spanprof-clients.XXXXXX") || { echo "FAIL: mktemp -d failed" >&2; exit 1; }
 trap 'rm -rf "$out"' EXIT
 
-formats=chrome,sentry,envelope,speedscope,folded,flamegraph
+formats=chrome,sentry,envelope,speedscope,pprof,folded,flamegraph
 echo "== running $example (SPANPROF_OUTPUT_DIR=$out SPANPROF_FORMATS=$formats)"
 SPANPROF_OUTPUT_DIR=$out SPANPROF_FORMATS=$formats "$example"
 rc=$?
@@ -49,12 +49,14 @@ traces=("$out"/*.trace.json)
 transactions=("$out"/*.transaction.json)
 envelopes=("$out"/*.envelope)
 speedscopes=("$out"/*.speedscope.json)
+pprofs=("$out"/*.pb.gz)
 folded=("$out"/*.folded)  # per transaction and the per-name .aggregate.folded
 svgs=("$out"/*.svg)       # likewise
 echo "== wrote ${#traces[@]} Chrome trace(s), ${#transactions[@]} Sentry transaction(s), ${#envelopes[@]} envelope(s)," \
-  "${#speedscopes[@]} speedscope file(s), ${#folded[@]} folded file(s), ${#svgs[@]} SVG flame graph(s)"
+  "${#speedscopes[@]} speedscope file(s), ${#pprofs[@]} pprof profile(s), ${#folded[@]} folded file(s)," \
+  "${#svgs[@]} SVG flame graph(s)"
 # Every format asked for must be there: a writer that silently wrote nothing is a failure.
-for kind in traces transactions envelopes speedscopes folded svgs; do
+for kind in traces transactions envelopes speedscopes pprofs folded svgs; do
   declare -n files_of_kind=$kind
   if ((${#files_of_kind[@]} == 0)); then
     echo "FAIL: the example wrote no $kind into $out" >&2
@@ -85,6 +87,7 @@ check check-chrome-trace "${traces[@]}"
 check check-sentry-transaction "${transactions[@]}"
 check check-sentry-envelope "${envelopes[@]}"
 check check-speedscope "${speedscopes[@]}"
+check check-pprof "${pprofs[@]}"
 check check-folded "${folded[@]}" "${svgs[@]}"
 
 ((failed)) && exit 1

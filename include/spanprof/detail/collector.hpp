@@ -20,6 +20,7 @@
 #include "writers/flamegraph_svg.hpp"
 #include "writers/folded.hpp"
 #include "writers/sentry_profile.hpp"
+#include "writers/pprof.hpp"
 #include "writers/sentry_transaction.hpp"
 #include "writers/speedscope.hpp"
 
@@ -270,6 +271,9 @@ class collector {
         flush_aggregates(/*all=*/false);
       }
       if (has_format(cfg.formats, output_format::sentry_envelope)) all_written &= write_envelope(stem, txn, text_stats);
+      if (has_format(cfg.formats, output_format::pprof)) {
+        all_written &= write_file(stem + ".pb.gz", write_pprof(txn, text_stats));  // binary: write_file takes bytes
+      }
       bump(rt_.stats.invalid_utf8_repaired, text_stats.utf8_repaired);
       if (all_written) bump(rt_.stats.transactions_written); else bump(rt_.stats.transactions_dropped);
     } catch (const std::exception& e) {

@@ -21,7 +21,7 @@ enum class output_format : unsigned {
   chrome_trace = 1u << 0,        // <name>-<id>.trace.json: Perfetto / chrome://tracing
   sentry_transaction = 1u << 1,  // <name>-<id>.transaction.json: Sentry's transaction event
   speedscope = 1u << 2,  // <name>-<id>.speedscope.json: spans (evented) + stacks (sampled)
-  // (1u << 3 is left for pprof.)
+  pprof = 1u << 3,       // <name>-<id>.pb.gz: gzipped profile.proto for go tool pprof
   // <name>-<id>.folded: folded stacks for flamegraph.pl, speedscope, Pyroscope; also the
   // per-name aggregate <name>.aggregate.folded
   folded = 1u << 4,
@@ -128,6 +128,8 @@ inline bool parse_formats(std::string_view text, output_format& out) {
       result = result | output_format::flamegraph;
     } else if (item == "envelope" || item == "sentry_envelope") {
       result = result | output_format::sentry_envelope;
+    } else if (item == "pprof") {
+      result = result | output_format::pprof;
     } else if (item == "none") {
     } else if (!item.empty()) {
       return false;
@@ -164,7 +166,7 @@ inline config config::from_environment(config base, std::vector<std::string>* pr
     if (*v == '\0') complain("SPANPROF_OUTPUT_DIR", v, "a folder path"); else base.output_dir = v;
   }
   if (const char* v = std::getenv("SPANPROF_FORMATS")) {
-    if (!detail::parse_formats(v, base.formats)) complain("SPANPROF_FORMATS", v, "a comma list of chrome, sentry, envelope, speedscope, folded, flamegraph, none");
+    if (!detail::parse_formats(v, base.formats)) complain("SPANPROF_FORMATS", v, "a comma list of chrome, sentry, envelope, speedscope, pprof, folded, flamegraph, none");
   }
   if (const char* v = std::getenv("SPANPROF_TRACES_SAMPLE_RATE")) {
     if (!detail::parse_number(v, 0.0, 1.0, base.traces_sample_rate)) complain("SPANPROF_TRACES_SAMPLE_RATE", v, "a number in 0..1");

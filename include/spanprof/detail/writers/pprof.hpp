@@ -1,0 +1,402 @@
+// spanprof: pprof's profile.proto (perftools.profiles.Profile), gzip-compressed: `<stem>.pb.gz`
+// for `go tool pprof`, Pyroscope, Grafana, Parca. See ../shared/docs/formats.md §4.
+//
+// Why a hand-written wire encoder and not libprotobuf: libprotobuf needs code generated from
+// profile.proto by protoc, compiled and linked into the program, at the exact protobuf version
+// of the headers. A header-only library cannot ship that cleanly — the generated .pb.cc would
+// have to be compiled in the user's build with a matching protoc, or pinned to one libprotobuf
+// ABI. Writing the message needs only two things from the wire format (varints and
+// length-delimited fields), which fit in a few lines below; `protoc --decode` and
+// `go tool pprof` check the result in tools/check-pprof.
+//
+// One Location per distinct pc: its Lines are the pc's inline chain, innermost first (as
+// profile.proto asks: "the last entry is the caller"). Samples with the same stack and labels
+// are merged; values are [samples/count, wall|cpu/nanoseconds] with each sample worth its
+// weight × the sampling period. Labels carry the transaction, trace, span (id, op,
+// description), thread and, for samples gap filling placed in a derived span, that span's name,
+// so `go tool pprof -tagfocus=span_op=db.query` selects a span's samples.
+//
+// NOT ASYNC-SIGNAL-SAFE. Collector thread only.
+#pragma once
+
+#include <zlib.h>
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "../analysis.hpp"
+#include "common.hpp"
+
+namespace spanprof::detail {
+
+namespace protobuf_wire {
+
+enum wire_type : std::uint32_t { varint_type = 0, length_delimited_type = 2 };
+
+inline void append_varint(std::string& out, std::uint64_t value) {
+  while (value >= 0x80) {
+    out += static_cast<char>((value & 0x7F) | 0x80);
+    value >>= 7;
+  }
+  out += static_cast<char>(value);
+}
+
+inline void append_tag(std::string& out, std::uint32_t field, wire_type type) {
+  append_varint(out, (std::uint64_t{field} << 3) | type);
+}
+
+// int64, uint64 and bool fields all travel as varints; a negative int64 is its two's
+// complement (ten bytes), which is how protobuf encodes int64 (not zigzag: that is sint64).
+// Zero is the proto3 default and is left out, as protobuf's own encoders do.
+inline void append_varint_field(std::string& out, std::uint32_t field, std::uint64_t value) {
+  if (value == 0) return;
+  append_tag(out, field, varint_type);
+  append_varint(out, value);
+}
+inline void append_int64_field(std::string& out, std::uint32_t field, std::int64_t value) {
+  append_varint_field(out, field, static_cast<std::uint64_t>(value));
+}
+
+// A string, bytes or embedded message; written even when empty (string_table[0] is "").
+inline void append_bytes_field(std::string& out, std::uint32_t field, std::string_view bytes) {
+  append_tag(out, field, length_delimited_type);
+  append_varint(out, bytes.size());
+  out.append(bytes.data(), bytes.size());
+}
+
+// A packed repeated varint field (proto3's default encoding for repeated scalars).
+template <class Int>
+inline void append_packed_field(std::string& out, std::uint32_t field, const std::vector<Int>& values,
+                                std::string& scratch) {
+  if (values.empty()) return;
+  scratch.clear();
+  for (const Int v : values) append_varint(scratch, static_cast<std::uint64_t>(v));
+  append_bytes_field(out, field, scratch);
+}
+
+}  // namespace protobuf_wire
+
+// `text` with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD:
+// protobuf `string` fields must be UTF-8 (protoc --decode rejects anything else). Returns
+// whether anything was replaced.
+inline bool append_utf8_repaired(std::string& out, std::string_view text) {
+  bool replaced = false;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const std::size_t n = utf8_sequence_length(text.substr(i));
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      replaced = true;
+      ++i;
+    } else {
+      out.append(text.data() + i, n);
+      i += n;
+    }
+  }
+  return replaced;
+}
+
+// gzip (RFC 1952) of `data` with zlib. Throws std::runtime_error if zlib fails (out of memory):
+// the collector catches it and counts the transaction as dropped.
+inline std::string gzip_compress(std::string_view data) {
+  z_stream zs{};
+  // 15 window bits + 16: a gzip header and trailer rather than zlib's; zlib sets the header's
+  // mtime to 0, so identical profiles give identical files.
+  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    throw std::runtime_error("spanprof: zlib deflateInit2 failed");
+  }
+  std::string out;
+  out.resize(deflateBound(&zs, static_cast<uLong>(data.size())));
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));  // zlib's API is not const-correct
+  zs.avail_in = static_cast<uInt>(data.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&zs, Z_FINISH);
+  const std::size_t written = zs.total_out;
+  deflateEnd(&zs);
+  // deflateBound is enough for one Z_FINISH call, so anything but Z_STREAM_END is a failure.
+  if (rc != Z_STREAM_END) throw std::runtime_error("spanprof: zlib deflate failed");
+  out.resize(written);
+  return out;
+}
+
+// The Profile message under construction: string table and id tables.
+class pprof_builder {
+ public:
+  explicit pprof_builder(json_text_stats& stats) : stats_(stats) { strings_.emplace_back(); }
+
+  // Index of `text` in string_table, repaired to UTF-8 and with spanprof's truncation marker
+  // when `original_size` says it was cut at a cap.
+  std::int64_t string_index(std::string_view text, std::size_t original_size = 0) {
+    scratch_.clear();
+    if (append_utf8_repaired(scratch_, text)) ++stats_.utf8_repaired;
+    if (original_size > text.size()) {
+      scratch_ += "\xE2\x80\xA6[truncated from ";
+      scratch_ += std::to_string(original_size);
+      scratch_ += " bytes]";
+    }
+    auto [it, inserted] = string_ids_.try_emplace(scratch_, static_cast<std::int64_t>(strings_.size()));
+    if (inserted) strings_.push_back(scratch_);
+    return it->second;
+  }
+
+  [[nodiscard]] const std::vector<std::string>& strings() const noexcept { return strings_; }
+
+ private:
+  json_text_stats& stats_;
+  std::vector<std::string> strings_;
+  std::unordered_map<std::string, std::int64_t> string_ids_;
+  std::string scratch_;
+};
+
+// The regular expression (RE2, matched against whole function names) that makes pprof drop
+// spanprof's own frames and everything they call. Only used if such frames remain after the
+// writer strips them from the leaf end, where the signal handler puts them.
+inline constexpr std::string_view pprof_own_frames_regex = "spanprof::.*";
+
+// The serialized, uncompressed Profile message (tests decode this; the file is its gzip).
+inline std::string build_pprof_profile(const finished_transaction& txn, json_text_stats& stats) {
+  namespace pw = protobuf_wire;
+  pprof_builder b(stats);
+  std::string out, msg, sub, packed;
+  const bool cpu = txn.cfg.mode == sampling_mode::cpu;
+  const std::int64_t period_ns = 1'000'000'000 / static_cast<std::int64_t>(txn.cfg.sample_rate_hz > 0 ? txn.cfg.sample_rate_hz : 1);
+
+  auto value_type = [&](std::string_view type, std::string_view unit) {
+    std::string vt;
+    pw::append_int64_field(vt, 1, b.string_index(type));
+    pw::append_int64_field(vt, 2, b.string_index(unit));
+    return vt;
+  };
+  const std::string_view time_type = cpu ? "cpu" : "wall";
+  pw::append_bytes_field(out, 1, value_type("samples", "count"));
+  pw::append_bytes_field(out, 1, value_type(time_type, "nanoseconds"));
+
+  // Spans by id, for each sample's labels.
+  std::unordered_map<std::uint64_t, std::size_t> span_index;
+  for (std::size_t i = 0; i < txn.span_count(); ++i) span_index.emplace(txn.span(i).id, i);
+
+  const transaction_analysis* a = txn.analysis;
+  const auto& samples = txn.sampled.samples;
+  const bool has_stacks = a != nullptr && a->stack_begin.size() == samples.size() + 1;
+  const bool has_placements = a != nullptr && a->gaps.placements.size() == samples.size();
+
+  // Mappings: one per module a kept frame lies in. pprof re-symbolizes a mapping (when it is
+  // not run with -symbolize=none) unless these flags say it is done. Function names: only if
+  // every location has a real symbol, so a module seen as bare offsets ("libfoo.so+0x1234") is
+  // left to pprof, which may find its symbols. Files, lines and inline frames: if any location
+  // has them from DWARF, the module's debug information was read, and its locations without
+  // lines (_start, assembly) would get none from pprof either.
+  struct mapping_entry {
+    std::uint64_t id = 0;
+    const module_info* module = nullptr;
+    bool functions = true, dwarf = false;
+  };
+  std::vector<mapping_entry> mappings;
+  std::unordered_map<const module_info*, std::size_t> mapping_of;
+  // Functions by (name, file); Locations by their run of frame indices.
+  std::map<std::pair<std::string_view, std::string_view>, std::uint64_t> function_ids;
+  std::string functions_msg;
+  std::map<std::vector<std::uint32_t>, std::uint64_t> location_ids;
+  std::string locations_msg;
+  bool own_frames_remain = false;
+  // The main executable first: pprof names the profile after its first mapping ("File: ...").
+  if (a != nullptr) {
+    for (const profile_frame& f : a->frames) {
+      if (f.module != nullptr && f.module->is_main_executable) {
+        mapping_of.emplace(f.module, 0);
+        mappings.push_back({1, f.module});
+        break;
+      }
+    }
+  }
+
+  auto function_id = [&](const profile_frame& f) {
+    auto [it, inserted] = function_ids.try_emplace({f.function, f.file}, function_ids.size() + 1);
+    if (inserted) {
+      sub.clear();
+      pw::append_varint_field(sub, 1, it->second);
+      const std::int64_t name = b.string_index(f.function);
+      pw::append_int64_field(sub, 2, name);
+      // The symbolizer keeps only demangled names: the system name is the same string.
+      pw::append_int64_field(sub, 3, name);
+      if (!f.file.empty()) pw::append_int64_field(sub, 4, b.string_index(f.file));
+      pw::append_bytes_field(functions_msg, 5, sub);
+    }
+    return it->second;
+  };
+
+  // frames[first, last) of one pc: innermost first, its last entry the non-inlined function.
+  auto location_id = [&](const std::vector<std::uint32_t>& run) {
+    auto [it, inserted] = location_ids.try_emplace(run, location_ids.size() + 1);
+    if (!inserted) return it->second;
+    const profile_frame& outer = a->frames[run.back()];
+    std::uint64_t mapping_id = 0;
+    if (outer.module != nullptr) {
+      auto [m, added] = mapping_of.try_emplace(outer.module, mappings.size());
+      if (added) mappings.push_back({mappings.size() + 1, outer.module});
+      mapping_entry& entry = mappings[m->second];
+      mapping_id = entry.id;
+      const frame_quality q = outer.quality;
+      entry.functions = entry.functions && (q == frame_quality::dwarf || q == frame_quality::symtab);
+      entry.dwarf = entry.dwarf || q == frame_quality::dwarf;
+    }
+    std::string loc, line;
+    pw::append_varint_field(loc, 1, it->second);
+    pw::append_varint_field(loc, 2, mapping_id);
+    pw::append_varint_field(loc, 3, outer.instruction_addr);
+    for (const std::uint32_t frame : run) {
+      const profile_frame& f = a->frames[frame];
+      own_frames_remain = own_frames_remain || gapfill::names::is_spanprof_frame(f.function);
+      line.clear();
+      pw::append_varint_field(line, 1, function_id(f));
+      pw::append_int64_field(line, 2, f.line);
+      pw::append_bytes_field(loc, 4, line);
+    }
+    pw::append_bytes_field(locations_msg, 4, loc);
+    return it->second;
+  };
+
+  // Samples, merged when stack and labels agree: key = location ids + label strings/numbers.
+  struct sample_entry {
+    std::vector<std::uint64_t> locations;
+    std::vector<std::tuple<std::int64_t, std::int64_t, std::int64_t>> labels;  // key, str, num
+    std::int64_t count = 0;
+    std::int64_t time_ns = 0;
+  };
+  std::vector<sample_entry> merged;
+  std::map<std::pair<std::vector<std::uint64_t>, std::vector<std::tuple<std::int64_t, std::int64_t, std::int64_t>>>, std::size_t>
+      merged_index;
+  const std::int64_t key_transaction = b.string_index("transaction"), key_trace = b.string_index("trace_id"),
+                     key_span = b.string_index("span_id"), key_op = b.string_index("span_op"),
+                     key_description = b.string_index("span_description"), key_thread = b.string_index("thread_id"),
+                     key_derived = b.string_index("derived_span");
+  const std::int64_t transaction_name = b.string_index(txn.name(), txn.span(0).description.original_size);
+  const std::int64_t trace_id = b.string_index(to_hex(txn.rec.trace).text);
+
+  std::vector<std::uint32_t> run;
+  sample_entry current;
+  for (std::size_t n = 0; n < samples.size(); ++n) {
+    const collected_sample& s = samples[n];
+    current.locations.clear();
+    current.labels.clear();
+    if (has_stacks) {
+      const auto stack = a->stack_of(n);
+      // spanprof's handler and the kernel's signal trampoline sit at the leaf end, if they were
+      // unwound at all: they are not the program's time (gap filling skips them the same way).
+      std::size_t k = 0;
+      while (k < stack.size() && (gapfill::names::is_spanprof_frame(a->frames[stack[k]].function) ||
+                                  gapfill::names::is_signal_trampoline(a->frames[stack[k]].function))) {
+        ++k;
+      }
+      run.clear();
+      for (; k < stack.size(); ++k) {
+        run.push_back(stack[k]);
+        // An inlined frame belongs to the same pc as the frame after it (analysis.hpp).
+        if (a->frames[stack[k]].inlined && k + 1 < stack.size() &&
+            a->frames[stack[k + 1]].instruction_addr == a->frames[stack[k]].instruction_addr) {
+          continue;
+        }
+        current.locations.push_back(location_id(run));
+        run.clear();
+      }
+    }
+    current.labels.emplace_back(key_transaction, transaction_name, 0);
+    current.labels.emplace_back(key_trace, trace_id, 0);
+    if (s.span_id != 0) current.labels.emplace_back(key_span, b.string_index(to_hex(s.span_id).text), 0);
+    if (auto it = span_index.find(s.span_id); it != span_index.end()) {
+      const span_record& span = txn.span(it->second);
+      current.labels.emplace_back(key_op, b.string_index(span.op.view(), span.op.original_size), 0);
+      if (it->second == 0) {
+        current.labels.emplace_back(key_description, transaction_name, 0);
+      } else if (!span.description.view().empty()) {
+        current.labels.emplace_back(key_description,
+                                    b.string_index(span.description.view(), span.description.original_size), 0);
+      }
+    }
+    if (has_placements) {
+      const std::uint32_t d = a->gaps.placements[n].derived_index;
+      if (d < a->gaps.derived_spans.size()) {
+        current.labels.emplace_back(key_derived, b.string_index(a->gaps.derived_spans[d].description), 0);
+      }
+    }
+    current.labels.emplace_back(key_thread, 0, static_cast<std::int64_t>(s.tid));
+    auto [it, inserted] = merged_index.try_emplace({current.locations, current.labels}, merged.size());
+    if (inserted) merged.push_back({current.locations, current.labels, 0, 0});
+    sample_entry& entry = merged[it->second];
+    entry.count += 1;
+    entry.time_ns += static_cast<std::int64_t>(s.weight) * period_ns;
+  }
+
+  std::vector<std::int64_t> values(2);
+  for (const sample_entry& entry : merged) {
+    msg.clear();
+    pw::append_packed_field(msg, 1, entry.locations, packed);
+    values[0] = entry.count;
+    values[1] = entry.time_ns;
+    pw::append_packed_field(msg, 2, values, packed);
+    for (const auto& [key, str, num] : entry.labels) {
+      sub.clear();
+      pw::append_int64_field(sub, 1, key);
+      pw::append_int64_field(sub, 2, str);
+      pw::append_int64_field(sub, 3, num);
+      pw::append_bytes_field(msg, 3, sub);
+    }
+    pw::append_bytes_field(out, 2, msg);
+  }
+
+  for (const mapping_entry& entry : mappings) {
+    const module_info& m = *entry.module;
+    msg.clear();
+    pw::append_varint_field(msg, 1, entry.id);
+    pw::append_varint_field(msg, 2, m.image_addr);
+    pw::append_varint_field(msg, 3, m.image_addr + m.image_size);
+    // The lowest PT_LOAD starts at file offset 0 in the ELF files linkers produce, and
+    // memory_start is that segment's address.
+    pw::append_varint_field(msg, 4, 0);
+    pw::append_int64_field(msg, 5, b.string_index(m.path));
+    if (!m.build_id_hex.empty()) pw::append_int64_field(msg, 6, b.string_index(m.build_id_hex));
+    pw::append_varint_field(msg, 7, entry.functions ? 1 : 0);
+    pw::append_varint_field(msg, 8, entry.dwarf ? 1 : 0);
+    pw::append_varint_field(msg, 9, entry.dwarf ? 1 : 0);
+    pw::append_varint_field(msg, 10, entry.dwarf ? 1 : 0);
+    pw::append_bytes_field(out, 3, msg);
+  }
+  out += locations_msg;
+  out += functions_msg;
+
+  // Scalars and comments add strings: they go before the string table is written.
+  std::string tail;
+  if (own_frames_remain) pw::append_int64_field(tail, 7, b.string_index(pprof_own_frames_regex));
+  const std::int64_t begin_ns = txn.begin_ns(0);
+  pw::append_int64_field(tail, 9, txn.epoch_ns(begin_ns));
+  pw::append_int64_field(tail, 10, txn.end_ns(0) - begin_ns);
+  pw::append_bytes_field(tail, 11, value_type(time_type, "nanoseconds"));
+  pw::append_int64_field(tail, 12, period_ns);
+  const transaction_samples& sampled = txn.sampled;
+  for (const std::string& comment :
+       {fmt::format("spanprof {}: {} samples at {} Hz ({} mode)", spanprof_version, samples.size(), txn.cfg.sample_rate_hz,
+                    time_type),
+        fmt::format("samples dropped (ring full): {}", sampled.dropped),
+        fmt::format("samples over the per-transaction cap: {}", sampled.over_cap),
+        fmt::format("samples with truncated stacks: {}", sampled.truncated)}) {
+    pw::append_int64_field(tail, 13, b.string_index(comment));
+  }
+  pw::append_int64_field(tail, 14, b.string_index(time_type));
+
+  for (const std::string& s : b.strings()) pw::append_bytes_field(out, 6, s);
+  out += tail;
+  return out;
+}
+
+inline std::string write_pprof(const finished_transaction& txn, json_text_stats& stats) {
+  return gzip_compress(build_pprof_profile(txn, stats));
+}
+
+}  // namespace spanprof::detail
