@@ -279,6 +279,10 @@ inline std::string build_pprof_profile(const finished_transaction& txn, json_tex
                      key_derived = b.string_index("derived_span");
   const std::int64_t transaction_name = b.string_index(txn.name(), txn.span(0).description.original_size);
   const std::int64_t trace_id = b.string_index(to_hex(txn.rec.trace).text);
+  // A transaction on a fiber: every sample also says which fiber (its track), so that
+  // -tagfocus=fiber=… selects one request whatever threads it ran on.
+  const std::int64_t key_fiber = txn.rec.on_fiber ? b.string_index("fiber") : 0;
+  const std::int64_t fiber_name = txn.rec.on_fiber ? b.string_index(transaction_track::of(txn.rec).label) : 0;
 
   std::vector<std::uint32_t> run;
   sample_entry current;
@@ -327,6 +331,7 @@ inline std::string build_pprof_profile(const finished_transaction& txn, json_tex
       }
     }
     current.labels.emplace_back(key_thread, 0, static_cast<std::int64_t>(s.tid));
+    if (txn.rec.on_fiber) current.labels.emplace_back(key_fiber, fiber_name, 0);
     auto [it, inserted] = merged_index.try_emplace({current.locations, current.labels}, merged.size());
     if (inserted) merged.push_back({current.locations, current.labels, 0, 0});
     sample_entry& entry = merged[it->second];
