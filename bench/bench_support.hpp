@@ -3,6 +3,8 @@
 // defaults that the user's own flags override.
 #pragma once
 
+#include <benchmark/benchmark.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -44,5 +46,17 @@ inline void add_default_flags(std::vector<char*>& args, std::initializer_list<ch
     if (!has_flag(args, name.c_str())) args.push_back(flag);
   }
 }
+
+// One benchmark case's per-iteration times, one entry per repetition, for ratios of medians.
+struct run_times {
+  std::vector<double> real_ns;
+  std::vector<double> cpu_ns;
+
+  void add(const benchmark::BenchmarkReporter::Run& run) {
+    const double iterations = static_cast<double>(run.iterations);
+    real_ns.push_back(run.real_accumulated_time * 1e9 / iterations);
+    cpu_ns.push_back(run.cpu_accumulated_time * 1e9 / iterations);
+  }
+};
 
 }  // namespace spanprof_bench

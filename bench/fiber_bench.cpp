@@ -133,10 +133,7 @@ class ratio_reporter final : public benchmark::ConsoleReporter {
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& run : runs) {
       if (run.run_type != Run::RT_Iteration || run.error_occurred || run.iterations <= 0) continue;
-      const double iterations = static_cast<double>(run.iterations);
-      samples& s = samples_[run.run_name.function_name];
-      s.real_ns.push_back(run.real_accumulated_time * 1e9 / iterations);
-      s.cpu_ns.push_back(run.cpu_accumulated_time * 1e9 / iterations);
+      samples_[run.run_name.function_name].add(run);
     }
     benchmark::ConsoleReporter::ReportRuns(runs);
   }
@@ -168,13 +165,7 @@ class ratio_reporter final : public benchmark::ConsoleReporter {
   }
 
  private:
-  struct samples {
-    std::vector<double> real_ns;
-    std::vector<double> cpu_ns;
-  };
-
-
-  std::map<std::string, samples> samples_;
+  std::map<std::string, spanprof_bench::run_times> samples_;
 };
 
 }  // namespace

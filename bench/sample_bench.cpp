@@ -336,10 +336,7 @@ class ratio_reporter final : public benchmark::ConsoleReporter {
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& run : runs) {
       if (run.run_type != Run::RT_Iteration || run.error_occurred || run.iterations <= 0) continue;
-      const double iterations = static_cast<double>(run.iterations);
-      samples& s = cases_[run.run_name.function_name + "/" + run.run_name.args];
-      s.real_ns.push_back(run.real_accumulated_time * 1e9 / iterations);
-      s.cpu_ns.push_back(run.cpu_accumulated_time * 1e9 / iterations);
+      cases_[run.run_name.function_name + "/" + run.run_name.args].add(run);
     }
     benchmark::ConsoleReporter::ReportRuns(runs);
   }
@@ -383,11 +380,7 @@ class ratio_reporter final : public benchmark::ConsoleReporter {
   }
 
  private:
-  struct samples {
-    std::vector<double> real_ns;
-    std::vector<double> cpu_ns;
-  };
-  std::map<std::string, samples> cases_;
+  std::map<std::string, spanprof_bench::run_times> cases_;
 };
 
 // ---- part 2: drops at 1 kHz, 8 threads, default ring -----------------------------------------

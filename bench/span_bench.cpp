@@ -209,10 +209,7 @@ class ratio_reporter final : public benchmark::ConsoleReporter {
     if (phases_.empty()) start_phase();
     for (const Run& run : runs) {
       if (run.run_type != Run::RT_Iteration || run.error_occurred || run.iterations <= 0) continue;
-      const double iterations = static_cast<double>(run.iterations);
-      samples& s = phases_.back()[run.run_name.function_name];
-      s.real_ns.push_back(run.real_accumulated_time * 1e9 / iterations);
-      s.cpu_ns.push_back(run.cpu_accumulated_time * 1e9 / iterations);
+      phases_.back()[run.run_name.function_name].add(run);
     }
     benchmark::ConsoleReporter::ReportRuns(runs);
   }
@@ -238,8 +235,8 @@ class ratio_reporter final : public benchmark::ConsoleReporter {
     std::printf("  %-46s %8s %8s %8s\n", "", "cpu", "real", "min/min");
     for (const ratio& r : ratios) {
       const std::string name = std::string(r.numerator) + " / " + r.denominator;
-      const samples* top = nullptr;
-      const samples* bottom = nullptr;
+      const spanprof_bench::run_times* top = nullptr;
+      const spanprof_bench::run_times* bottom = nullptr;
       for (const auto& phase : phases_) {
         const auto t = phase.find(r.numerator);
         const auto b = phase.find(r.denominator);
@@ -261,13 +258,7 @@ class ratio_reporter final : public benchmark::ConsoleReporter {
   }
 
  private:
-  struct samples {
-    std::vector<double> real_ns;
-    std::vector<double> cpu_ns;
-  };
-
-
-  std::vector<std::map<std::string, samples>> phases_;
+  std::vector<std::map<std::string, spanprof_bench::run_times>> phases_;
 };
 
 }  // namespace

@@ -52,15 +52,6 @@ extern "C" [[gnu::noinline]] void spanprof_fiber_test_work_b(std::int64_t cpu_ns
 
 namespace {
 
-int gettid_now() { return static_cast<int>(::syscall(SYS_gettid)); }
-
-bool stack_contains(const sample_event& s, std::uintptr_t pc) {
-  for (std::size_t k = 1; k < s.stack.size(); ++k) {
-    if (s.stack[k] == pc) return true;
-  }
-  return false;
-}
-
 // The spans the program opened (origin "manual"), without the ones the gap filler derives.
 std::vector<json> manual_spans(const json& txn) {
   std::vector<json> out;

@@ -5,7 +5,9 @@
 #include <doctest/doctest.h>
 #include <spanprof/spanprof.hpp>
 
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -75,6 +77,16 @@ struct trace_file {
   std::vector<span_event> spans;
   std::vector<sample_event> samples;
 };
+
+inline int gettid_now() { return static_cast<int>(::syscall(SYS_gettid)); }
+
+// Is `pc` one of the sample's return addresses (not its leaf)?
+inline bool stack_contains(const sample_event& s, std::uintptr_t pc) {
+  for (std::size_t k = 1; k < s.stack.size(); ++k) {
+    if (s.stack[k] == pc) return true;
+  }
+  return false;
+}
 
 inline std::uintptr_t parse_hex(const std::string& text) { return static_cast<std::uintptr_t>(std::stoull(text, nullptr, 16)); }
 

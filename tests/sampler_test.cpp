@@ -48,15 +48,6 @@ extern "C" [[gnu::noinline]] void spanprof_test_function_b(std::int64_t cpu_ns) 
 
 namespace {
 
-int gettid_now() { return static_cast<int>(::syscall(SYS_gettid)); }
-
-bool stack_contains(const sample_event& s, std::uintptr_t pc) {
-  for (std::size_t k = 1; k < s.stack.size(); ++k) {
-    if (s.stack[k] == pc) return true;
-  }
-  return false;
-}
-
 void burn_cpu(std::int64_t ns) {
   const std::int64_t start = thread_cpu_ns();
   while (thread_cpu_ns() - start < ns) {
