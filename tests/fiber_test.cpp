@@ -68,12 +68,6 @@ const span_event* span_with_id(const trace_file& t, const std::string& id) {
   return nullptr;
 }
 
-void burn_cpu(std::int64_t ns) {
-  const std::int64_t start = thread_cpu_ns();
-  while (thread_cpu_ns() - start < ns) {
-  }
-}
-
 // The transaction record the running context has open in `slot` (white-box: switch events are
 // in no output yet). Only the context's owner may read it, i.e. code running on that context.
 // CHECK, not REQUIRE: this runs inside fibers, and an exception must not leave one.

@@ -38,14 +38,6 @@ constexpr bool timing_distorted = false;
 constexpr unsigned rate_hz = 1000;
 constexpr std::int64_t interval_ns = 1'000'000'000 / rate_hz;
 
-void burn_wall(std::int64_t ns) {
-  const std::int64_t until = monotonic_ns() + ns;
-  volatile std::uint64_t x = 1;
-  while (monotonic_ns() < until) {
-    for (int i = 0; i < 1000; ++i) x = x * 6364136223846793005ull + 1442695040888963407ull;
-  }
-}
-
 [[gnu::noinline]] void fake_db_query(const char* statement) {
   SPANPROF_SPAN("db.sql.query", statement);
   burn_wall(20'000'000);

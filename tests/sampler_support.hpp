@@ -41,6 +41,22 @@ inline std::int64_t thread_cpu_ns() noexcept {
 
 using spanprof::detail::monotonic_ns;
 
+// Burns `ns` of this thread's CPU time.
+inline void burn_cpu(std::int64_t ns) {
+  const std::int64_t start = thread_cpu_ns();
+  while (thread_cpu_ns() - start < ns) {
+  }
+}
+
+// Busy for `ns` of wall time (more CPU than that only if the machine is idle).
+inline void burn_wall(std::int64_t ns) {
+  const std::int64_t until = monotonic_ns() + ns;
+  volatile std::uint64_t x = 1;
+  while (monotonic_ns() < until) {
+    for (int i = 0; i < 1000; ++i) x = x * 6364136223846793005ull + 1442695040888963407ull;
+  }
+}
+
 // Polls `done` until it holds or `limit_ms` of wall time passed (a safety bound, never an
 // assertion on time). Returns whether it held.
 template <class Done>

@@ -48,12 +48,6 @@ extern "C" [[gnu::noinline]] void spanprof_test_function_b(std::int64_t cpu_ns) 
 
 namespace {
 
-void burn_cpu(std::int64_t ns) {
-  const std::int64_t start = thread_cpu_ns();
-  while (thread_cpu_ns() - start < ns) {
-  }
-}
-
 // Burns CPU until `enough` holds, at most `limit_ns` of thread CPU time.
 template <class Enough>
 void burn_until(Enough&& enough, std::int64_t limit_ns) {

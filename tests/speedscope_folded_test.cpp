@@ -132,14 +132,6 @@ std::uint64_t total(const std::map<std::string, std::uint64_t>& counts) {
 constexpr unsigned rate_hz = 1000;
 constexpr std::int64_t interval_ns = 1'000'000'000 / rate_hz;
 
-void burn_wall(std::int64_t ns) {
-  const std::int64_t until = monotonic_ns() + ns;
-  volatile std::uint64_t x = 1;
-  while (monotonic_ns() < until) {
-    for (int i = 0; i < 1000; ++i) x = x * 6364136223846793005ull + 1442695040888963407ull;
-  }
-}
-
 }  // namespace
 
 extern "C" [[gnu::noinline]] void spanprof_test_folded_leaf() {
