@@ -133,17 +133,25 @@ inline void append_us_from_ns(std::string& out, std::int64_t ns) {
 namespace spanprof::detail {
 
 // The key/value data of each span. Setting a key again replaces it (as Sentry's set_data does),
-// so each key appears once, with its latest value.
+// so each key appears once, with its latest value. Keys are compared as they will be written,
+// not as recorded: two keys that differ only in invalid UTF-8 bytes are both written with U+FFFD
+// in their place, and a JSON object must not repeat a key (serde-based readers such as Relay
+// reject the object). Found by tests/writers_property_test.cpp.
 inline std::vector<std::vector<const data_entry*>> data_by_span(const finished_transaction& txn) {
   std::vector<std::vector<const data_entry*>> by_span(txn.span_count());
+  std::vector<std::vector<std::string>> written_keys(txn.span_count());
+  json_text_stats ignored;  // counted when the key is really written
+  std::string written;
   const std::size_t count = txn.rec.data.size();
   for (std::size_t i = count; i-- > 0;) {
     const data_entry& entry = txn.rec.data[i];
     if (entry.span_index >= by_span.size()) continue;
-    auto& list = by_span[entry.span_index];
-    bool seen = false;
-    for (const data_entry* later : list) seen = seen || later->key.view() == entry.key.view();
-    if (!seen) list.push_back(&entry);
+    written.clear();
+    append_json_string(written, entry.key.view(), ignored, entry.key.original_size);
+    auto& keys = written_keys[entry.span_index];
+    if (std::find(keys.begin(), keys.end(), written) != keys.end()) continue;
+    keys.push_back(written);
+    by_span[entry.span_index].push_back(&entry);
   }
   for (auto& list : by_span) std::reverse(list.begin(), list.end());
   return by_span;
