@@ -244,6 +244,15 @@ void check_chrome_trace(const json& doc, const synthetic_transaction& g, coverag
   }
 }
 
+// The span statuses Sentry's own protocol types accept (sentry-cli's error message lists them).
+bool is_sentry_status(const json& v) {
+  static const std::set<std::string> statuses = {
+      "ok", "deadline_exceeded", "unauthenticated", "permission_denied", "not_found", "resource_exhausted",
+      "invalid_argument", "unimplemented", "unavailable", "internal_error", "unknown_error", "cancelled",
+      "already_exists", "failed_precondition", "aborted", "out_of_range", "data_loss"};
+  return v.is_string() && statuses.count(v.get<std::string>()) == 1;
+}
+
 void check_sentry_transaction(const json& doc, const synthetic_transaction& g, coverage& cov) {
   const sd::finished_transaction& txn = g.txn();
   CHECK(doc.at("type") == "transaction");
@@ -251,6 +260,7 @@ void check_sentry_transaction(const json& doc, const synthetic_transaction& g, c
   const json& trace = doc.at("contexts").at("trace");
   CHECK(is_lower_hex(trace.at("trace_id"), 32));
   CHECK(is_lower_hex(trace.at("span_id"), 16));
+  CHECK(is_sentry_status(trace.at("status")));
   check_name("transaction", doc.at("transaction").get<std::string>(), txn.name(), g.name_is_valid_utf8(),
              txn.span(0).description.original_size, cov);
   // RFC 3339 with microseconds, fixed width: text order is time order.
@@ -268,6 +278,7 @@ void check_sentry_transaction(const json& doc, const synthetic_transaction& g, c
     CHECK(s.at("trace_id") == trace.at("trace_id"));
     CHECK(s.at("start_timestamp").get<std::string>() <= s.at("timestamp").get<std::string>());
     CHECK(s.at("data").is_object());
+    CHECK(is_sentry_status(s.at("status")));
     if (k + 1 < txn.span_count()) {
       const sd::span_record& r = txn.span(k + 1);
       CHECK(s.at("origin") == "manual");
