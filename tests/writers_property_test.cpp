@@ -17,6 +17,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "synthetic_transaction.hpp"
@@ -132,17 +133,30 @@ void check_name(std::string_view what, const std::string& written, std::string_v
 
 std::int64_t to_ns(const json& microseconds) { return std::llround(microseconds.get<double>() * 1000.0); }
 
+// How a reader computes an X event's end: exactly, from the text in nanoseconds (Perfetto), or
+// as JavaScript viewers do, ts + dur in doubles (speedscope, chrome://tracing, DevTools).
+enum class end_arithmetic { exact_ns, doubles };
+
 // The Trace Event Format's rule for duration events of one thread: they nest (formats.md §2).
+template <end_arithmetic Arithmetic = end_arithmetic::exact_ns>
 void check_x_events_nest(const json& events) {
+  using time = std::conditional_t<Arithmetic == end_arithmetic::exact_ns, std::int64_t, double>;
   struct slice {
-    std::int64_t begin, end;
+    time begin, end;
     std::size_t index;
   };
   std::map<std::int64_t, std::vector<slice>> by_tid;
   for (std::size_t i = 0; i < events.size(); ++i) {
     const json& e = events[i];
     if (e.at("ph") != "X") continue;
-    const std::int64_t ts = to_ns(e.at("ts")), dur = to_ns(e.at("dur"));
+    time ts, dur;
+    if constexpr (Arithmetic == end_arithmetic::exact_ns) {
+      ts = to_ns(e.at("ts"));
+      dur = to_ns(e.at("dur"));
+    } else {
+      ts = e.at("ts").get<double>();
+      dur = e.at("dur").get<double>();
+    }
     if (dur < 0) FAIL_CHECK("negative dur: ", e.dump().substr(0, 300));
     by_tid[e.at("tid").get<std::int64_t>()].push_back({ts, ts + dur, i});
   }
@@ -154,7 +168,8 @@ void check_x_events_nest(const json& events) {
     for (const slice& s : slices) {
       while (!open.empty() && open.back().end <= s.begin) open.pop_back();
       if (!open.empty() && s.end > open.back().end) {
-        FAIL_CHECK("tid ", tid, ": event ", s.index, " [", s.begin, ", ", s.end, "] ns overlaps event ", open.back().index,
+        constexpr const char* unit = Arithmetic == end_arithmetic::exact_ns ? " ns" : " us (doubles)";
+        FAIL_CHECK("tid ", tid, ": event ", s.index, " [", s.begin, ", ", s.end, "]", unit, " overlaps event ", open.back().index,
                    " [", open.back().begin, ", ", open.back().end, "] without nesting in it: ", events[s.index].dump().substr(0, 300),
                    " vs ", events[open.back().index].dump().substr(0, 300));
         return;
@@ -397,5 +412,23 @@ TEST_CASE("writers: the extremes — huge strings, deep stacks, many samples, ma
   for (std::uint64_t seed = 1; seed <= (k.sample_count > 10'000 ? 1u : 2u); ++seed) {
     const synthetic_transaction g(seed, k);
     check_every_writer(g, cov);
+  }
+}
+
+// KNOWN BUG, pinned here until chrome_trace.hpp is fixed (then this test starts "failing": drop
+// should_fail). A span and its child that end at the same nanosecond — every chain closed at
+// once by auto-closing, or by shutdown's snapshot — are written with exact decimal ts and dur,
+// but JavaScript viewers add ts + dur in doubles, and the child's sum can come out one ulp past
+// the parent's (e.g. 282243.946 + 6917856.741 = 7200100.687000001 > 144002.013 + 7056098.674 =
+// 7200100.687): speedscope --strict then reports "Tried to end ... when ... was on the top".
+// Found by the writers corpus (run_writers_corpus_test.sh).
+TEST_CASE("writers: Chrome trace X events nest in a JavaScript viewer's double arithmetic" * doctest::should_fail()) {
+  const std::uint64_t count = env_number("SPANPROF_PROPERTY_SEEDS", default_seed_count);
+  for (std::uint64_t seed = 1; seed <= count; ++seed) {
+    const synthetic_transaction g(seed);
+    INFO("seed ", seed);
+    sd::json_text_stats stats;
+    const json doc = json::parse(sd::write_chrome_trace(g.txn(), stats));
+    check_x_events_nest<end_arithmetic::doubles>(doc.at("traceEvents"));
   }
 }
