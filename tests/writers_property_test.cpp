@@ -5,7 +5,8 @@
 // ids and timestamps well formed, names repaired (and counted) but never dropped.
 //
 // SPANPROF_PROPERTY_SEEDS sets how many seeds (default 300; 60 under sanitizers, which are ~10x
-// slower); SPANPROF_PROPERTY_FIRST_SEED where they start. A failure prints its seed and knobs.
+// slower, and one seed per extreme case); SPANPROF_PROPERTY_FIRST_SEED where they start. A
+// failure prints its seed and knobs.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -31,16 +32,17 @@ using spanprof_test::synthetic_knobs;
 using spanprof_test::synthetic_transaction;
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr std::uint64_t default_seed_count = 60;
+constexpr bool under_sanitizer = true;
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr std::uint64_t default_seed_count = 60;
+constexpr bool under_sanitizer = true;
 #else
-constexpr std::uint64_t default_seed_count = 300;
+constexpr bool under_sanitizer = false;
 #endif
 #else
-constexpr std::uint64_t default_seed_count = 300;
+constexpr bool under_sanitizer = false;
 #endif
+constexpr std::uint64_t default_seed_count = under_sanitizer ? 60 : 300;
 
 std::uint64_t env_number(const char* name, std::uint64_t fallback) {
   const char* v = std::getenv(name);
@@ -408,8 +410,8 @@ TEST_CASE("writers: the extremes — huge strings, deep stacks, many samples, ma
     k.span_count = 5;
     k.sample_count = 3;
   }
-  // Two seeds each, one for the costly 10^5-sample case.
-  for (std::uint64_t seed = 1; seed <= (k.sample_count > 10'000 ? 1u : 2u); ++seed) {
+  // Two seeds each; one for the costly 10^5-sample case, and for all under sanitizers.
+  for (std::uint64_t seed = 1; seed <= (k.sample_count > 10'000 || under_sanitizer ? 1u : 2u); ++seed) {
     const synthetic_transaction g(seed, k);
     check_every_writer(g, cov);
   }
