@@ -146,7 +146,8 @@ bool is_rfc3339_us(const json& value) {
 }
 
 // Chrome's µs with three decimals, as integer nanoseconds (exact for these magnitudes).
-std::int64_t ns(const json& microseconds) { return std::llround(microseconds.get<double>() * 1000.0); }
+// Trace times in the writer's unit, 1/1024 µs (exact in a double, so sums compare exactly).
+std::int64_t trace_units(const json& microseconds) { return std::llround(microseconds.get<double>() * 1024.0); }
 
 std::string repeat(const std::string& piece, std::size_t times) {
   std::string out;
@@ -229,15 +230,18 @@ TEST_CASE("Chrome trace of a transaction") {
     }
     CHECK(transactions == 1);
     CHECK(root.at("cat") == "transaction");
-    CHECK(ns(root.at("ts")) == 0);  // ts counts from the transaction's start
+    CHECK(trace_units(root.at("ts")) == 0);  // ts counts from the transaction's start
   }
-  SUBCASE("times are microseconds with exactly three decimals") {
+  SUBCASE("times are microseconds in binary fractions (multiples of 1/1024), exact in a double") {
     static const std::regex member(R"re("(ts|dur)":([^,}]*))re");
     const std::string& text = profiles[0].trace_text;
     int seen = 0;
     for (auto it = std::sregex_iterator(text.begin(), text.end(), member); it != std::sregex_iterator(); ++it, ++seen) {
       INFO((*it)[0].str());
-      CHECK(std::regex_match((*it)[2].str(), std::regex(R"(\d+\.\d{3})")));
+      const std::string number = (*it)[2].str();
+      CHECK(std::regex_match(number, std::regex(R"(\d+(\.\d{1,10})?)")));
+      const double units = std::stod(number) * 1024.0;
+      CHECK(units == std::floor(units));  // a whole number of units: no decimal rounding anywhere
     }
     CHECK(seen == 8);
   }
@@ -258,11 +262,11 @@ TEST_CASE("Chrome trace of a transaction") {
       INFO(s.at("name"));
       REQUIRE(parent != by_id.end());
       const json& p = *parent->second;
-      CHECK(ns(s.at("ts")) >= ns(p.at("ts")));
-      CHECK(ns(s.at("ts")) + ns(s.at("dur")) <= ns(p.at("ts")) + ns(p.at("dur")));
+      CHECK(trace_units(s.at("ts")) >= trace_units(p.at("ts")));
+      CHECK(trace_units(s.at("ts")) + trace_units(s.at("dur")) <= trace_units(p.at("ts")) + trace_units(p.at("dur")));
     }
     // The cache lookup started after the query had ended.
-    CHECK(ns(lookup.at("ts")) >= ns(query.at("ts")) + ns(query.at("dur")));
+    CHECK(trace_units(lookup.at("ts")) >= trace_units(query.at("ts")) + trace_units(query.at("dur")));
   }
   SUBCASE("op, status, call site and user data are in args") {
     CHECK(root.at("args").at("op") == "http.server");

@@ -54,13 +54,19 @@ class transaction_analyzer {
   void observe_modules(std::int64_t now_ns) { symbolizer_.refresh(now_ns); }
 
   void analyze(const finished_transaction& txn, transaction_analysis& out) {
+    symbolize(txn, out);
+    fill_gaps(txn, out);
+  }
+
+  // The two halves of analyze(), public so tests and benchmarks can run gap filling on a frame
+  // table they built themselves, and time each half alone.
+  void symbolize(const finished_transaction& txn, transaction_analysis& out) {
     out.frames.clear();
     out.stack_frames.clear();
     out.stack_begin.clear();
     out.images.clear();
     frame_index_.clear();
     symbolize_samples(txn, out);
-    fill_gaps(txn, out);
   }
 
  private:
@@ -105,6 +111,8 @@ class transaction_analyzer {
     return index;
   }
 
+ public:
+  // Runs the gap-filling engine over txn's spans and samples, given out.frames and out's stacks.
   void fill_gaps(const finished_transaction& txn, transaction_analysis& out) {
     namespace gf = gapfill;
     spans_.clear();
@@ -181,6 +189,7 @@ class transaction_analyzer {
     engine_.run(input, cfg, out.gaps);
   }
 
+ private:
   // The times the transaction's context ran, from its fiber switch events (records.hpp): it
   // begins on-thread on the thread it was opened on, each suspend ends an interval, each resume
   // starts one. Without switches it ran throughout and the engine needs no entry; with them,

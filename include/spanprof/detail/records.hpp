@@ -45,14 +45,16 @@ enum class span_status : std::uint8_t {
   unauthenticated,
 };
 
+// As written in Sentry events. `unknown` is spelled "unknown_error": sentry-cli (Sentry's Rust
+// protocol types) rejects the whole transaction on "unknown", Relay accepts both spellings.
 inline std::string_view status_name(span_status s) noexcept {
   static constexpr std::string_view names[] = {
-      "ok",        "cancelled",          "unknown",    "invalid_argument",  "deadline_exceeded",
+      "ok",        "cancelled",          "unknown_error", "invalid_argument",  "deadline_exceeded",
       "not_found", "already_exists",     "permission_denied", "resource_exhausted",
       "failed_precondition", "aborted",  "out_of_range", "unimplemented", "internal_error",
       "unavailable", "data_loss",        "unauthenticated"};
   const auto index = static_cast<std::size_t>(s);
-  return index < std::size(names) ? names[index] : "unknown";
+  return index < std::size(names) ? names[index] : "unknown_error";
 }
 
 // Where a macro was written: static storage, one per macro expansion (like Tracy's

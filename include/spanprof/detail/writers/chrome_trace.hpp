@@ -8,6 +8,7 @@
 // NOT ASYNC-SIGNAL-SAFE. Collector thread only.
 #pragma once
 
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -63,27 +64,84 @@ inline std::string build_stack_frames(const finished_transaction& txn, std::vect
   return out;
 }
 
+// Where each span and derived span is drawn, in trace units (common.hpp, 1/1024 µs) since the
+// origin. JavaScript viewers turn X events into begin/end pairs and need them strictly nested:
+// a span that ends where its child ends (a chain auto-closed at once), or begins where a sibling
+// ends (a derived span at its gap's edge), would have equal times whose order they guess. So the
+// intervals of each track are nested first (nest_intervals: an overlap is clamped into the
+// interval it starts in), and each edge then moves `depth` units inward — a child always starts
+// after and ends before its parent, siblings never touch, by a few ns, far below any estimate's
+// error. A slice left without length is written as an instant event at its begin.
+struct slice_layout {
+  std::vector<std::int64_t> begin;  // per slice: instrumented spans, then derived spans
+  std::vector<std::int64_t> end;
+
+  [[nodiscard]] bool is_instant(std::size_t k) const noexcept { return end[k] <= begin[k]; }
+
+  static slice_layout of(const finished_transaction& txn, const transaction_analysis* a, std::uint32_t track_tid) {
+    const std::size_t span_count = txn.span_count();
+    const std::size_t derived_count = a != nullptr ? a->gaps.derived_spans.size() : 0;
+    const std::int64_t origin_ns = txn.begin_ns(0);
+    std::map<std::uint32_t, std::vector<timed_interval>> by_track;
+    for (std::size_t i = 0; i < span_count; ++i) {
+      by_track[track_tid].push_back({txn.begin_ns(i) - origin_ns, txn.end_ns(i) - origin_ns, static_cast<std::uint32_t>(i),
+                                     static_cast<std::uint32_t>(i)});
+    }
+    for (std::size_t k = 0; k < derived_count; ++k) {
+      const gapfill::derived_span& d = a->gaps.derived_spans[k];
+      const auto slice = static_cast<std::uint32_t>(span_count + k);  // derived spans come parents first
+      by_track[derived_track(txn, d, track_tid)].push_back({d.begin_ns - origin_ns, d.end_ns - origin_ns, slice, slice});
+    }
+    slice_layout layout;
+    layout.begin.assign(span_count + derived_count, 0);
+    layout.end.assign(span_count + derived_count, 0);
+    for (auto& [tid, intervals] : by_track) {
+      std::uint64_t clamped = 0;
+      std::int64_t depth = 0;
+      for (const evented_event& e : nest_intervals(std::move(intervals), clamped)) {
+        if (e.open) {
+          layout.begin[e.frame] = trace_units_from_ns(e.at_ns) + depth;
+          ++depth;
+        } else {
+          --depth;
+          layout.end[e.frame] = trace_units_from_ns(e.at_ns) - depth;
+        }
+      }
+    }
+    return layout;
+  }
+
+  // A fiber's transaction draws everything on the fiber's track; a thread's draws a derived
+  // span on the thread whose samples made it.
+  static std::uint32_t derived_track(const finished_transaction& txn, const gapfill::derived_span& d, std::uint32_t track_tid) {
+    return txn.rec.on_fiber || d.tid == 0 ? track_tid : d.tid;
+  }
+};
+
+// `"ph":…` through `"ts"` (and `"dur"`) of slice k: an X event, or an instant if it has no length.
+inline void append_slice_timing(std::string& out, const slice_layout& layout, std::size_t k, int pid, std::uint32_t tid) {
+  fmt::format_to(std::back_inserter(out), ",\"pid\":{},\"tid\":{},\"ts\":", pid, tid);
+  append_trace_us(out, layout.begin[k]);
+  if (layout.is_instant(k)) {
+    out += ",\"s\":\"t\"";
+  } else {
+    out += ",\"dur\":";
+    append_trace_us(out, layout.end[k] - layout.begin[k]);
+  }
+}
+
 // Gap filling's spans (gapfill.md §4): X events nested under the span whose gap they fill,
 // categories spanprof.inferred and spanprof.gap, the §2.6 attributes in args.
 inline void append_derived_spans(std::string& out, const finished_transaction& txn, const transaction_analysis& a,
-                                 std::uint32_t track_tid, std::int64_t origin_ns, json_text_stats& stats) {
-  for (const gapfill::derived_span& d : a.gaps.derived_spans) {
-    out += ",{\"ph\":\"X\",\"name\":";
+                                 const slice_layout& layout, std::uint32_t track_tid, std::int64_t origin_ns,
+                                 json_text_stats& stats) {
+  for (std::size_t k = 0; k < a.gaps.derived_spans.size(); ++k) {
+    const gapfill::derived_span& d = a.gaps.derived_spans[k];
+    const std::size_t slice = txn.span_count() + k;
+    out += layout.is_instant(slice) ? ",{\"ph\":\"i\",\"name\":" : ",{\"ph\":\"X\",\"name\":";
     append_json_string(out, d.description, stats);
     out += d.kind == gapfill::derived_kind::gap ? ",\"cat\":\"spanprof.gap\"" : ",\"cat\":\"spanprof.inferred\"";
-    // On the fiber's track for a fiber's transaction, else on the thread whose samples made it.
-    fmt::format_to(std::back_inserter(out), ",\"pid\":{},\"tid\":{},\"ts\":", txn.process.pid,
-                   txn.rec.on_fiber || d.tid == 0 ? track_tid : d.tid);
-    // A derived span often starts exactly where a sibling span ends (its gap's edge). Viewers
-    // that turn X events into begin/end pairs (speedscope) may then order the begin before the
-    // sibling's end and see overlapping slices: `depth` ns inward on each side (a nested
-    // derived span may share its parent's edges), far below the estimate's ± Δ, keeps them
-    // strictly nested.
-    const std::int64_t depth_ns = d.depth;
-    const std::int64_t inset_ns = d.end_ns - d.begin_ns > 2 * depth_ns ? depth_ns : 0;
-    append_us_from_ns(out, d.begin_ns + inset_ns - origin_ns);
-    out += ",\"dur\":";
-    append_us_from_ns(out, d.end_ns - d.begin_ns - 2 * inset_ns);
+    append_slice_timing(out, layout, slice, txn.process.pid, slice_layout::derived_track(txn, d, track_tid));
     fmt::format_to(std::back_inserter(out), ",\"args\":{{\"span_id\":\"{}\",\"parent_span_id\":\"{}\",\"op\":\"{}\",",
                    to_hex(d.id).text, to_hex(d.parent_id).text, d.op());
     append_derived_span_attributes(out, d, origin_ns, stats);
@@ -126,20 +184,18 @@ inline std::string write_chrome_trace(const finished_transaction& txn, json_text
   out += "}}";
 
   const auto data = data_by_span(txn);
+  const slice_layout layout = slice_layout::of(txn, txn.analysis, tid);
   for (std::size_t i = 0; i < txn.span_count(); ++i) {
     const span_record& span = txn.span(i);
     const std::string_view op = span.op.view();
     const std::string_view description = i == 0 ? txn.name() : span.description.view();
-    out += ",{\"ph\":\"X\",\"name\":";
+    out += layout.is_instant(i) ? ",{\"ph\":\"i\",\"name\":" : ",{\"ph\":\"X\",\"name\":";
     // The slice label: the description if there is one (an SQL statement, a route), else the op.
     const bool use_description = !description.empty();
     append_json_string(out, use_description ? description : op, stats,
                        use_description ? span.description.original_size : span.op.original_size);
     out += i == 0 ? ",\"cat\":\"transaction\"" : ",\"cat\":\"span\"";
-    fmt::format_to(std::back_inserter(out), ",\"pid\":{},\"tid\":{},\"ts\":", pid, tid);
-    append_us_from_ns(out, txn.begin_ns(i) - origin_ns);
-    out += ",\"dur\":";
-    append_us_from_ns(out, txn.end_ns(i) - txn.begin_ns(i));
+    append_slice_timing(out, layout, i, pid, tid);
     fmt::format_to(std::back_inserter(out), ",\"args\":{{\"span_id\":\"{}\"", to_hex(span.id).text);
     if (span.parent_id != 0) fmt::format_to(std::back_inserter(out), ",\"parent_span_id\":\"{}\"", to_hex(span.parent_id).text);
     out += ",\"op\":";
@@ -165,7 +221,7 @@ inline std::string write_chrome_trace(const finished_transaction& txn, json_text
     }
     out += "}}";
   }
-  if (txn.analysis != nullptr) append_derived_spans(out, txn, *txn.analysis, tid, origin_ns, stats);
+  if (txn.analysis != nullptr) append_derived_spans(out, txn, *txn.analysis, layout, tid, origin_ns, stats);
   // Samples as thread-scoped instant events, on the transaction's track (a fiber's samples
   // under its spans, whichever thread ran it: that one is in args.thread_id). With the analysis, each names its stack through
   // "sf", a node of the top-level "stackFrames" tree (root first, shared prefixes written
@@ -176,7 +232,7 @@ inline std::string write_chrome_trace(const finished_transaction& txn, json_text
     const collected_sample& sample = txn.sampled.samples[n];
     fmt::format_to(std::back_inserter(out), ",{{\"ph\":\"i\",\"name\":\"sample\",\"cat\":\"spanprof.sample\",\"s\":\"t\",\"pid\":{},\"tid\":{},\"ts\":",
                    pid, txn.rec.on_fiber ? tid : sample.tid);
-    append_us_from_ns(out, txn.ticks.to_ns(sample.t_ticks) - origin_ns);
+    append_trace_us(out, trace_units_from_ns(txn.ticks.to_ns(sample.t_ticks) - origin_ns));
     if (!sample_node.empty() && sample_node[n] != 0) fmt::format_to(std::back_inserter(out), ",\"sf\":\"{}\"", sample_node[n]);
     fmt::format_to(std::back_inserter(out), ",\"args\":{{\"leaf\":\"{:#x}\",\"depth\":{},\"span_id\":\"{}\",\"weight\":{},\"thread_id\":{}",
                    sample.pcs.empty() ? 0 : sample.pcs.front(), sample.pcs.size(), to_hex(sample.span_id).text, sample.weight,

@@ -140,14 +140,87 @@ inline void append_rfc3339_us(std::string& out, std::int64_t epoch_ns) {
                  utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, micros);
 }
 
-// Microseconds with exactly three decimals, from integer nanoseconds: exact, so a child's
-// ts+dur never overshoots its parent's through rounding.
-inline void append_us_from_ns(std::string& out, std::int64_t ns) {
-  if (ns < 0) {
+// Trace Event times are microseconds, and JavaScript viewers (speedscope, DevTools) add ts + dur
+// in doubles. Decimal fractions are inexact there: a child ending with its parent could end
+// one ulp after it ("Tried to end … when … was on the top"). So times are written in units of
+// 1/1024 µs (0.98 ns): such fractions are exact binary doubles, and so are their sums. The
+// rounding (floor) is monotone, so spans that nest in nanoseconds still nest, and
+// ts + dur is exactly the written end.
+inline constexpr std::int64_t trace_units_per_us = 1024;
+
+inline std::int64_t trace_units_from_ns(std::int64_t ns) noexcept {
+  const std::int64_t scaled = ns * 128;  // × 1024 / 1000 = × 128 / 125; < 2^63 for 2 years of ns
+  return scaled >= 0 ? scaled / 125 : -((-scaled + 124) / 125);  // floor
+}
+
+// `units` (1/1024 µs) as an exact decimal number of µs: at most 10 decimals, trailing zeros cut.
+inline void append_trace_us(std::string& out, std::int64_t units) {
+  if (units < 0) {
     out += '-';
-    ns = -ns;
+    units = -units;
   }
-  fmt::format_to(std::back_inserter(out), "{}.{:03}", ns / 1000, ns % 1000);
+  fmt::format_to(std::back_inserter(out), "{}", units / trace_units_per_us);
+  if (const std::int64_t fraction = units % trace_units_per_us; fraction != 0) {
+    std::string digits = fmt::format("{:010}", fraction * 9'765'625);  // 1/1024 = 0.0009765625
+    digits.erase(digits.find_last_not_of('0') + 1);
+    out += '.';
+    out += digits;
+  }
+}
+
+// Nesting for the timeline formats (speedscope's evented profiles, the Chrome trace's slices).
+//
+// One interval to show as an O/C pair. `order` breaks ties between intervals with the same
+// edges: the lower one is the outer one (callers pass parents before children).
+struct timed_interval {
+  std::int64_t begin_ns = 0;
+  std::int64_t end_ns = 0;
+  std::uint32_t frame = 0;
+  std::uint32_t order = 0;
+};
+
+struct evented_event {
+  bool open = true;
+  std::uint32_t frame = 0;
+  std::int64_t at_ns = 0;
+};
+
+// Events that speedscope accepts whatever the intervals are: `at` never decreases, every C
+// closes the frame on top, nothing is left open. Intervals that overlap without nesting (a
+// derived span sharing an edge with a sibling, a clock step) are clamped to end with the
+// interval they start in; `clamped` counts them. An interval that starts exactly where the
+// open one ends becomes its sibling, not its child.
+inline std::vector<evented_event> nest_intervals(std::vector<timed_interval> intervals, std::uint64_t& clamped) {
+  for (timed_interval& iv : intervals) iv.end_ns = std::max(iv.end_ns, iv.begin_ns);
+  std::sort(intervals.begin(), intervals.end(), [](const timed_interval& a, const timed_interval& b) {
+    if (a.begin_ns != b.begin_ns) return a.begin_ns < b.begin_ns;
+    if (a.end_ns != b.end_ns) return a.end_ns > b.end_ns;  // the longer one contains the other
+    return a.order < b.order;
+  });
+  std::vector<evented_event> events;
+  events.reserve(intervals.size() * 2);
+  std::vector<timed_interval> open;
+  for (timed_interval iv : intervals) {
+    // Close what ended before this begins. `<=` for intervals of nonzero length only: a
+    // zero-length child at its parent's very end still belongs inside it.
+    while (!open.empty() && (open.back().end_ns < iv.begin_ns ||
+                             (open.back().end_ns == iv.begin_ns && open.back().begin_ns < open.back().end_ns &&
+                              iv.end_ns > iv.begin_ns))) {
+      events.push_back({false, open.back().frame, open.back().end_ns});
+      open.pop_back();
+    }
+    if (!open.empty() && iv.end_ns > open.back().end_ns) {
+      iv.end_ns = open.back().end_ns;
+      ++clamped;
+    }
+    events.push_back({true, iv.frame, iv.begin_ns});
+    open.push_back(iv);
+  }
+  while (!open.empty()) {
+    events.push_back({false, open.back().frame, open.back().end_ns});
+    open.pop_back();
+  }
+  return events;
 }
 
 }  // namespace spanprof::detail
@@ -155,17 +228,25 @@ inline void append_us_from_ns(std::string& out, std::int64_t ns) {
 namespace spanprof::detail {
 
 // The key/value data of each span. Setting a key again replaces it (as Sentry's set_data does),
-// so each key appears once, with its latest value.
+// so each key appears once, with its latest value. Keys are compared as they will be written,
+// not as recorded: two keys that differ only in invalid UTF-8 bytes are both written with U+FFFD
+// in their place, and a JSON object must not repeat a key (serde-based readers such as Relay
+// reject the object). Found by tests/writers_property_test.cpp.
 inline std::vector<std::vector<const data_entry*>> data_by_span(const finished_transaction& txn) {
   std::vector<std::vector<const data_entry*>> by_span(txn.span_count());
+  std::vector<std::vector<std::string>> written_keys(txn.span_count());
+  json_text_stats ignored;  // counted when the key is really written
+  std::string written;
   const std::size_t count = txn.rec.data.size();
   for (std::size_t i = count; i-- > 0;) {
     const data_entry& entry = txn.rec.data[i];
     if (entry.span_index >= by_span.size()) continue;
-    auto& list = by_span[entry.span_index];
-    bool seen = false;
-    for (const data_entry* later : list) seen = seen || later->key.view() == entry.key.view();
-    if (!seen) list.push_back(&entry);
+    written.clear();
+    append_json_string(written, entry.key.view(), ignored, entry.key.original_size);
+    auto& keys = written_keys[entry.span_index];
+    if (std::find(keys.begin(), keys.end(), written) != keys.end()) continue;
+    keys.push_back(written);
+    by_span[entry.span_index].push_back(&entry);
   }
   for (auto& list : by_span) std::reverse(list.begin(), list.end());
   return by_span;
