@@ -19,19 +19,10 @@ corpus=$1
 root=$2
 count=${3:-30}
 
-V=${SPANPROF_VALIDATORS_DIR:-}
-if [[ -z "$V" ]]; then
-  echo "SKIP: SPANPROF_VALIDATORS_DIR is not set (scripts/test sets it up via scripts/lib/install-deps.sh)"
-  exit 77
-fi
-if [[ ! -d "$V/node_modules" ]]; then
-  echo "SKIP: SPANPROF_VALIDATORS_DIR=$V has no node_modules (run scripts/lib/install-deps.sh)"
-  exit 77
-fi
-if [[ ! -x "$corpus" ]]; then
-  echo "FAIL: corpus binary '$corpus' is missing or not executable" >&2
-  exit 1
-fi
+# shellcheck source=tests/clients_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/clients_common.sh"
+require_validators
+require_program "$corpus"
 
 out=$(mktemp -d "${TMPDIR:-/tmp}/spanprof-corpus.XXXXXX") || { echo "FAIL: mktemp -d failed" >&2; exit 1; }
 trap 'rm -rf "$out"' EXIT
