@@ -27,12 +27,6 @@ void foreign_handler(int) { g_foreign_calls.fetch_add(1, std::memory_order_relax
 
 std::vector<spanprof::error>* g_errors = nullptr;
 
-void burn_cpu(std::int64_t ns) {
-  const std::int64_t start = thread_cpu_ns();
-  while (thread_cpu_ns() - start < ns) {
-  }
-}
-
 }  // namespace
 
 TEST_CASE("sampler_foreign: an existing SIGPROF handler is reported and kept; chain_sigprof samples and calls it") {

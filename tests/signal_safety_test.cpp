@@ -125,12 +125,6 @@ void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { free(p
 
 namespace {
 
-void burn_cpu(std::int64_t ns) {
-  const std::int64_t start = thread_cpu_ns();
-  while (thread_cpu_ns() - start < ns) {
-  }
-}
-
 [[gnu::noinline]] int recurse(int depth) {
   if (depth == 0) {
     burn_cpu(1'000'000);
