@@ -115,15 +115,18 @@ inline trace_file read_trace(const std::filesystem::path& file) {
     const std::string ph = e.value("ph", std::string());
     if (ph == "M" && e.value("name", std::string()) == "thread_name") {
       out.track_name = e.at("args").at("name").get<std::string>();
-    } else if (ph == "X" && e.value("cat", std::string()).starts_with("spanprof.")) {
+    }
+    const std::string cat = e.value("cat", std::string());
+    if (cat == "spanprof.inferred" || cat == "spanprof.gap") {
       continue;  // gap filling's derived spans: checked by gapfill_e2e_test, not here
     }
-    if (ph == "X") {
+    // A span: an X event, or an instant when too short to draw nested (chrome_trace.hpp).
+    if (ph == "X" || (ph == "i" && (cat == "span" || cat == "transaction"))) {
       span_event s;
       s.name = e.at("name").get<std::string>();
       s.span_id = e.at("args").at("span_id").get<std::string>();
       s.ts_us = e.at("ts").get<double>();
-      s.dur_us = e.at("dur").get<double>();
+      s.dur_us = e.value("dur", 0.0);
       s.is_transaction = e.value("cat", std::string()) == "transaction";
       out.tid = e.at("tid").get<std::uint64_t>();
       out.spans.push_back(s);
