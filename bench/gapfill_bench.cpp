@@ -20,7 +20,7 @@
 //   meson test -C build/bench-rel --benchmark --verbose gapfill_bench
 // Before timing, the program checks the result once (a derived span per gap naming the planted
 // function) and exits non-zero if it is wrong: a fast run of a broken path is not a measurement.
-#include <spanprof/detail/gapfill.hpp>
+#include <spanprof/detail/gapfill/gapfill.hpp>
 
 #include <benchmark/benchmark.h>
 

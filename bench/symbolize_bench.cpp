@@ -25,7 +25,7 @@
 // program, as if it were loaded: a bigger binary, e.g. build/tests/api_test, is a more realistic
 // profile target; only its file is read), and Google Benchmark's own flags. Sanitizer builds
 // run a smoke version.
-#include <spanprof/detail/symbolize.hpp>
+#include <spanprof/detail/symbolize/symbolize.hpp>
 
 #include <benchmark/benchmark.h>
 #include <fcntl.h>

@@ -29,8 +29,8 @@
 #include <string>
 #include <vector>
 
-#include "../tests/synthetic_transaction.hpp"
-#include "../tests/writers_table.hpp"
+#include "../tests/support/synthetic_transaction.hpp"
+#include "../tests/support/writers_table.hpp"
 
 namespace sd = spanprof::detail;
 

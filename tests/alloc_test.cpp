@@ -10,13 +10,13 @@
 #include <doctest/doctest.h>
 #include <spanprof/spanprof.hpp>
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 #if defined(SPANPROF_DISABLE)
 TEST_CASE("alloc: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
 #else
 
-#include "replace_operator_new.hpp"
+#include "support/replace_operator_new.hpp"
 
 #include <cstdint>
 #include <functional>

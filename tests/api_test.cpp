@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 #include <spanprof/spanprof.hpp>
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 #if defined(SPANPROF_DISABLE)
 // Built with -Dspanprof_disable=true: every macro is compiled out, so nothing here can record.

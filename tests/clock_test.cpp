@@ -1,6 +1,6 @@
 // clock.hpp: raw ticks, their conversion to monotonic nanoseconds, and the wall-clock anchor.
 // Every check compares two clocks read at (nearly) the same moment; none asserts a wall time.
-#include <spanprof/detail/clock.hpp>
+#include <spanprof/detail/core/clock.hpp>
 
 #include <doctest/doctest.h>
 

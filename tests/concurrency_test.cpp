@@ -4,7 +4,7 @@
 #include <doctest/doctest.h>
 #include <spanprof/spanprof.hpp>
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 #if defined(SPANPROF_DISABLE)
 TEST_CASE("concurrency: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}

@@ -4,7 +4,7 @@
 #include <doctest/doctest.h>
 #include <spanprof/spanprof.hpp>
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 #if !defined(SPANPROF_DISABLE)
 #error "disabled_test.cpp must be compiled with -DSPANPROF_DISABLE"

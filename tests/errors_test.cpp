@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 using spanprof_test::count_files;
 using spanprof_test::shutdown_at_scope_exit;

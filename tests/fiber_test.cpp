@@ -28,8 +28,8 @@ TEST_CASE("fiber: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
 #include <thread>
 #include <vector>
 
-#include "sampler_support.hpp"
-#include "test_support.hpp"
+#include "support/sampler_support.hpp"
+#include "support/test_support.hpp"
 
 using namespace spanprof_test;
 using spanprof::profiled_fiber;

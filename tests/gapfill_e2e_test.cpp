@@ -14,8 +14,8 @@ TEST_CASE("gapfill_e2e: skipped, built with SPANPROF_DISABLE" * doctest::skip())
 #include <cstdint>
 #include <string>
 
-#include "sampler_support.hpp"
-#include "test_support.hpp"
+#include "support/sampler_support.hpp"
+#include "support/test_support.hpp"
 
 using namespace spanprof_test;
 

@@ -2,7 +2,7 @@
 // the §5.1 oracle U1–U17), then a randomized accuracy test over seeded synthetic transactions
 // with known planted functions (§5.4, run on a simulator as §5.2 describes).
 #include <doctest/doctest.h>
-#include <spanprof/detail/gapfill.hpp>
+#include <spanprof/detail/gapfill/gapfill.hpp>
 
 #include <algorithm>
 #include <cmath>

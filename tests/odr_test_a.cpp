@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 #include <spanprof/spanprof.hpp>
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 int odr_b_open_span();
 const void* odr_b_runtime_address();

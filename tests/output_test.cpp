@@ -1,6 +1,6 @@
 // output.hpp: creating the output folder, refusing one that cannot be written, and writing files
 // atomically without ever writing outside the folder (hostile names, planted links).
-#include <spanprof/detail/output.hpp>
+#include <spanprof/detail/collect/output.hpp>
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 using spanprof_test::read_file;
 using spanprof_test::temp_dir;

@@ -27,9 +27,9 @@ TEST_CASE("pprof: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
 #include <thread>
 #include <vector>
 
-#include "pprof_reader.hpp"
-#include "sampler_support.hpp"
-#include "test_support.hpp"
+#include "support/pprof_reader.hpp"
+#include "support/sampler_support.hpp"
+#include "support/test_support.hpp"
 
 using namespace spanprof_test;
 

@@ -1,6 +1,6 @@
 // sample_ring (ring.hpp): the per-thread SPSC ring the SIGPROF handler pushes into.
 #include <doctest/doctest.h>
-#include <spanprof/detail/ring.hpp>
+#include <spanprof/detail/sample/ring.hpp>
 
 #include <atomic>
 #include <cstdint>

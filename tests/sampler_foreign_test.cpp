@@ -15,8 +15,8 @@ TEST_CASE("sampler_foreign: skipped, built with SPANPROF_DISABLE" * doctest::ski
 #include <thread>
 #include <vector>
 
-#include "sampler_support.hpp"
-#include "test_support.hpp"
+#include "support/sampler_support.hpp"
+#include "support/test_support.hpp"
 
 using namespace spanprof_test;
 

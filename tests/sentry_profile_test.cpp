@@ -22,8 +22,8 @@ TEST_CASE("sentry_profile: skipped, built with SPANPROF_DISABLE" * doctest::skip
 #include <thread>
 #include <vector>
 
-#include "sampler_support.hpp"
-#include "test_support.hpp"
+#include "support/sampler_support.hpp"
+#include "support/test_support.hpp"
 
 using namespace spanprof_test;
 

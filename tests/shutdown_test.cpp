@@ -5,7 +5,7 @@
 #include <doctest/doctest.h>
 #include <spanprof/spanprof.hpp>
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 #if defined(SPANPROF_DISABLE)
 TEST_CASE("shutdown: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
@@ -13,7 +13,7 @@ TEST_CASE("shutdown: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
 
 // Only for the "finished after shutdown" case: a one-shot hook in operator new lets that test
 // run shutdown() at an exact point inside begin_transaction.
-#include "replace_operator_new.hpp"
+#include "support/replace_operator_new.hpp"
 
 #include <latch>
 #include <string>

@@ -17,8 +17,8 @@ TEST_CASE("speedscope_folded: skipped, built with SPANPROF_DISABLE" * doctest::s
 #include <string>
 #include <vector>
 
-#include "sampler_support.hpp"
-#include "test_support.hpp"
+#include "support/sampler_support.hpp"
+#include "support/test_support.hpp"
 
 using namespace spanprof_test;
 namespace sd = spanprof::detail;

@@ -8,7 +8,7 @@
 // callee, so the expected line is the __LINE__ of the call, recorded just before it.
 #include <doctest/doctest.h>
 #include <dlfcn.h>
-#include <spanprof/detail/symbolize.hpp>
+#include <spanprof/detail/symbolize/symbolize.hpp>
 #include <stdio.h>
 #include <time.h>
 
@@ -19,8 +19,8 @@
 #include <string_view>
 #include <vector>
 
-#include "replace_operator_new.hpp"
-#include "test_support.hpp"
+#include "support/replace_operator_new.hpp"
+#include "support/test_support.hpp"
 
 using namespace spanprof::detail;
 namespace fs = std::filesystem;

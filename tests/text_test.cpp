@@ -1,6 +1,6 @@
 // text.hpp: UTF-8 validation, JSON string escaping (checked by parsing the result back with
 // nlohmann::json), the truncation marker, and file names made from hostile transaction names.
-#include <spanprof/detail/text.hpp>
+#include <spanprof/detail/core/text.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // A call chain built with -fomit-frame-pointer (tests/meson.build): rbp is a general register
 // here, so only the DWARF unwinder can walk through these frames. unwind_test.cpp checks it.
-#include "unwind_raise.hpp"
+#include "support/unwind_raise.hpp"
 
 extern "C" void spanprof_unwind_arm();
 extern "C" void spanprof_unwind_disarm();

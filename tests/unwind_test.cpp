@@ -4,9 +4,9 @@
 // cpp_args and export_dynamic so dladdr names them), and a chain built without frame pointers
 // (unwind_nofp.cpp); garbage frame chains; find_anchor; truncation.
 #include <doctest/doctest.h>
-#include <spanprof/detail/sampler.hpp>
-#include <spanprof/detail/unwind.hpp>
-#include <spanprof/detail/unwind_dwarf.hpp>
+#include <spanprof/detail/sample/sampler.hpp>
+#include <spanprof/detail/sample/unwind.hpp>
+#include <spanprof/detail/sample/unwind_dwarf.hpp>
 
 #include <dlfcn.h>
 #include <signal.h>
@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "unwind_raise.hpp"
+#include "support/unwind_raise.hpp"
 
 using namespace spanprof::detail;
 

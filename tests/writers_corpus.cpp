@@ -15,10 +15,10 @@
 #include <string_view>
 #include <vector>
 
-#include <spanprof/detail/output.hpp>
+#include <spanprof/detail/collect/output.hpp>
 
-#include "synthetic_transaction.hpp"
-#include "writers_table.hpp"
+#include "support/synthetic_transaction.hpp"
+#include "support/writers_table.hpp"
 
 namespace {
 

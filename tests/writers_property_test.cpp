@@ -21,9 +21,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "pprof_reader.hpp"
-#include "synthetic_transaction.hpp"
-#include "writers_table.hpp"
+#include "support/pprof_reader.hpp"
+#include "support/synthetic_transaction.hpp"
+#include "support/writers_table.hpp"
 
 namespace {
 

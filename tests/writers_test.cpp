@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 using spanprof_test::json;
 using spanprof_test::read_file;

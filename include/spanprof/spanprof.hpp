@@ -24,12 +24,12 @@
 #include <type_traits>
 #include <utility>
 
-#include "detail/collector.hpp"
-#include "detail/config.hpp"
-#include "detail/context.hpp"
-#include "detail/fiber.hpp"
-#include "detail/records.hpp"
-#include "detail/runtime.hpp"
+#include "detail/collect/collector.hpp"
+#include "detail/core/config.hpp"
+#include "detail/record/context.hpp"
+#include "detail/record/fiber.hpp"
+#include "detail/record/records.hpp"
+#include "detail/engine/runtime.hpp"
 
 namespace spanprof {
 

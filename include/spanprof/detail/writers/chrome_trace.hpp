@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../analysis.hpp"
+#include "../collect/analysis.hpp"
 #include "common.hpp"
 
 namespace spanprof::detail {

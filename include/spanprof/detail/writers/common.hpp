@@ -18,12 +18,12 @@
 #include <string_view>
 #include <vector>
 
-#include "../clock.hpp"
-#include "../config.hpp"
-#include "../ids.hpp"
-#include "../records.hpp"
-#include "../ring.hpp"
-#include "../text.hpp"
+#include "../core/clock.hpp"
+#include "../core/config.hpp"
+#include "../core/ids.hpp"
+#include "../record/records.hpp"
+#include "../sample/ring.hpp"
+#include "../core/text.hpp"
 
 namespace spanprof::detail {
 

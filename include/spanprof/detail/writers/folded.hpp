@@ -37,7 +37,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../analysis.hpp"
+#include "../collect/analysis.hpp"
 #include "common.hpp"
 #include "speedscope.hpp"  // span_frame_label
 

@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../analysis.hpp"
+#include "../collect/analysis.hpp"
 #include "common.hpp"
 #include "sentry_transaction.hpp"
 

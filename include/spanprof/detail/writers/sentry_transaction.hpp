@@ -9,7 +9,7 @@
 
 #include <string>
 
-#include "../analysis.hpp"
+#include "../collect/analysis.hpp"
 #include "common.hpp"
 
 namespace spanprof::detail {

@@ -20,7 +20,7 @@
 #include <new>
 #include <string_view>
 
-#include "ids.hpp"
+#include "../core/ids.hpp"
 
 namespace spanprof::detail {
 

@@ -20,11 +20,11 @@
 #include <string>
 #include <string_view>
 
-#include "clock.hpp"
-#include "ids.hpp"
+#include "../core/clock.hpp"
+#include "../core/ids.hpp"
 #include "records.hpp"
-#include "runtime.hpp"
-#include "sampler.hpp"
+#include "../engine/runtime.hpp"
+#include "../sample/sampler.hpp"
 
 namespace spanprof::detail {
 

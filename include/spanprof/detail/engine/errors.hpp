@@ -12,8 +12,8 @@
 #include <mutex>
 #include <string>
 
-#include "clock.hpp"
-#include "config.hpp"
+#include "../core/clock.hpp"
+#include "../core/config.hpp"
 
 namespace spanprof::detail {
 

@@ -30,8 +30,8 @@
 #include <thread>
 #include <vector>
 
-#include "clock.hpp"
-#include "config.hpp"
+#include "../core/clock.hpp"
+#include "../core/config.hpp"
 #include "ring.hpp"
 #include "unwind.hpp"
 

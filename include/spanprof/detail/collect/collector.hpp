@@ -13,16 +13,16 @@
 
 #include "analysis.hpp"
 #include "output.hpp"
-#include "context.hpp"
-#include "runtime.hpp"
-#include "unwind_dwarf.hpp"
-#include "writers/chrome_trace.hpp"
-#include "writers/flamegraph_svg.hpp"
-#include "writers/folded.hpp"
-#include "writers/sentry_profile.hpp"
-#include "writers/pprof.hpp"
-#include "writers/sentry_transaction.hpp"
-#include "writers/speedscope.hpp"
+#include "../record/context.hpp"
+#include "../engine/runtime.hpp"
+#include "../sample/unwind_dwarf.hpp"
+#include "../writers/chrome_trace.hpp"
+#include "../writers/flamegraph_svg.hpp"
+#include "../writers/folded.hpp"
+#include "../writers/sentry_profile.hpp"
+#include "../writers/pprof.hpp"
+#include "../writers/sentry_transaction.hpp"
+#include "../writers/speedscope.hpp"
 
 namespace spanprof::detail {
 

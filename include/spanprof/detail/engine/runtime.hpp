@@ -16,12 +16,12 @@
 #include <thread>
 #include <vector>
 
-#include "clock.hpp"
-#include "config.hpp"
+#include "../core/clock.hpp"
+#include "../core/config.hpp"
 #include "errors.hpp"
-#include "queue.hpp"
-#include "records.hpp"
-#include "sampler.hpp"
+#include "../core/queue.hpp"
+#include "../record/records.hpp"
+#include "../sample/sampler.hpp"
 
 namespace spanprof::detail {
 

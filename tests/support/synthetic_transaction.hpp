@@ -16,8 +16,8 @@
 // failing seed replays exactly.
 #pragma once
 
-#include <spanprof/detail/analysis.hpp>
-#include <spanprof/detail/records.hpp>
+#include <spanprof/detail/collect/analysis.hpp>
+#include <spanprof/detail/record/records.hpp>
 #include <spanprof/detail/writers/common.hpp>
 
 #include <algorithm>

@@ -32,11 +32,11 @@
 #include <cstdint>
 #include <mutex>
 
-#include "clock.hpp"
+#include "../core/clock.hpp"
 #include "context.hpp"
 #include "records.hpp"
-#include "runtime.hpp"
-#include "sampler.hpp"
+#include "../engine/runtime.hpp"
+#include "../sample/sampler.hpp"
 
 namespace spanprof::detail {
 

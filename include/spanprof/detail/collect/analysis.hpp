@@ -11,10 +11,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "context.hpp"  // txn_id_of
-#include "gapfill.hpp"
-#include "symbolize.hpp"
-#include "writers/common.hpp"
+#include "../record/context.hpp"  // txn_id_of
+#include "../gapfill/gapfill.hpp"
+#include "../symbolize/symbolize.hpp"
+#include "../writers/common.hpp"
 
 namespace spanprof::detail {
 
