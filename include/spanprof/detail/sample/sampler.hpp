@@ -31,40 +31,13 @@
 #include <vector>
 
 #include "../core/clock.hpp"
+#include "../core/counters.hpp"
+#include "../record/active_state.hpp"
 #include "../core/config.hpp"
 #include "ring.hpp"
 #include "unwind.hpp"
 
 namespace spanprof::detail {
-
-// What the handler reads of an execution context: which transaction and span are active now,
-// the frame of the function that opened that span (gapfill.md §1), and the stack the context
-// runs on. The owner updates the active fields with relaxed stores plus a signal fence, in the
-// order gapfill.md prescribes; the handler runs on the same thread, so it sees either the old
-// or the new value of each field. `ctx_id` and `stack` change only while the context runs on no
-// thread (a fiber's before it first runs; a thread's at registration).
-//
-// Keeping the stack here, not per thread, is what makes a fiber switch one store: the handler
-// reads t_running_context once and takes everything else from what it points to, so the bounds
-// it walks with always belong to the context it charges the sample to.
-struct active_state {
-  std::uint64_t ctx_id = 0;
-  std::atomic<std::uint64_t> txn_id{0};
-  std::atomic<std::uint64_t> span_id{0};
-  std::atomic<std::uintptr_t> anchor_fp{0};
-  // [lowest, highest) of the stack this context runs on; {0, 0} when unknown (a fiber created
-  // without its stack): its samples then keep only the interrupted pc.
-  stack_bounds stack;
-};
-
-// The execution context running on this thread (execution_context in context.hpp derives from
-// active_state): the thread's own, a fiber's, or null before the thread was registered. A fiber
-// switch is one relaxed store to it plus a signal fence. initial-exec TLS holding a constant-
-// initialized atomic: readable from the handler without the lazy allocation a dynamic TLS access
-// can do, and readable from the wall-mode ticker through thread_sampler::running.
-inline thread_local constinit std::atomic<active_state*> t_running_context
-    __attribute__((tls_model("initial-exec"))){nullptr};
-static_assert(std::atomic<active_state*>::is_always_lock_free);
 
 // One per registered thread. Owned by the sampler; freed only after the thread unregistered
 // and the collector drained its ring.
@@ -87,16 +60,6 @@ struct thread_sampler {
   volatile sig_atomic_t in_handler = 0;  // re-entrancy guard (a nested SIGPROF is dropped)
 };
 
-// Handler-wide counters: samples that could not be attributed to a registered thread.
-struct handler_counters {
-  std::atomic<std::uint64_t> samples_taken{0};
-  std::atomic<std::uint64_t> unregistered{0};      // arrived on a thread spanprof does not know
-  std::atomic<std::uint64_t> outside_transaction{0};  // arrived between transactions
-  std::atomic<std::uint64_t> reentrant{0};         // arrived while the handler was running
-  std::atomic<std::uint64_t> ring_full{0};
-  std::atomic<std::uint64_t> truncated{0};
-};
-
 // What the handler needs of the configuration. Atomics: a re-init rewrites them while threads
 // of the previous session may be taking a sample.
 struct sampler_settings {
@@ -106,18 +69,9 @@ struct sampler_settings {
   std::atomic<std::uint8_t> mode_tag{0};  // as stored in sample_record::mode: 0 wall, 1 cpu
 };
 
-inline constinit handler_counters g_handler_counters{};
 inline constinit sampler_settings g_sampler_settings{};
 inline constinit struct sigaction g_previous_sigprof{};
 inline constinit std::atomic<bool> g_chain_previous{false};
-
-inline void reset_handler_counters() noexcept {
-  for (auto* counter : {&g_handler_counters.samples_taken, &g_handler_counters.unregistered,
-                        &g_handler_counters.outside_transaction, &g_handler_counters.reentrant,
-                        &g_handler_counters.ring_full, &g_handler_counters.truncated}) {
-    counter->store(0, std::memory_order_relaxed);
-  }
-}
 
 inline thread_local thread_sampler* t_sampler __attribute__((tls_model("initial-exec"))) = nullptr;
 
@@ -126,9 +80,9 @@ inline void sigprof_handler(int signal_number, siginfo_t* info, void* raw_contex
   const int saved_errno = errno;
   thread_sampler* ts = t_sampler;
   if (ts == nullptr) {
-    g_handler_counters.unregistered.fetch_add(1, std::memory_order_relaxed);
+    g_counters.samples_unregistered.fetch_add(1, std::memory_order_relaxed);
   } else if (ts->in_handler != 0) {
-    g_handler_counters.reentrant.fetch_add(1, std::memory_order_relaxed);
+    g_counters.samples_reentrant.fetch_add(1, std::memory_order_relaxed);
   } else {
     ts->in_handler = 1;
     std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -137,7 +91,7 @@ inline void sigprof_handler(int signal_number, siginfo_t* info, void* raw_contex
     active_state* ctx = t_running_context.load(std::memory_order_relaxed);
     const std::uint64_t txn_id = ctx != nullptr ? ctx->txn_id.load(std::memory_order_relaxed) : 0;
     if (txn_id == 0) {
-      g_handler_counters.outside_transaction.fetch_add(1, std::memory_order_relaxed);
+      g_counters.samples_outside_transaction.fetch_add(1, std::memory_order_relaxed);
       // CPU mode: the running context has no transaction (a fiber without one took over, and
       // switches do not disarm, to keep syscalls off the switch path): stop the timer until a
       // context with a transaction runs again. timer_settime is async-signal-safe (POSIX).
@@ -195,14 +149,14 @@ inline void sigprof_handler(int signal_number, siginfo_t* info, void* raw_contex
                                         ctx->anchor_fp.load(std::memory_order_relaxed));
         if (stack.truncated) {
           header.flags |= sample_flag_truncated;
-          g_handler_counters.truncated.fetch_add(1, std::memory_order_relaxed);
+          g_counters.samples_truncated.fetch_add(1, std::memory_order_relaxed);
         }
         pushed = ts->ring->try_push(header, ts->scratch_pcs.get(), stack.depth);
       }
       if (pushed) {
-        g_handler_counters.samples_taken.fetch_add(1, std::memory_order_relaxed);
+        g_counters.samples_taken.fetch_add(1, std::memory_order_relaxed);
       } else {
-        g_handler_counters.ring_full.fetch_add(1, std::memory_order_relaxed);
+        g_counters.samples_dropped.fetch_add(1, std::memory_order_relaxed);
       }
     }
     std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -469,7 +423,7 @@ class sampler {
         std::lock_guard lock(mutex_);
         for (auto& ts : threads_) {
           if (ts->exited.load(std::memory_order_relaxed)) continue;
-          // Fiber contexts are recycled, never freed (fiber.hpp), and a thread's own context is
+          // Fiber contexts are recycled, never freed (record/fiber_registry.hpp), and a thread's own context is
           // freed only after it unregistered (under mutex_): `current` is safe to read even if
           // the thread switches away from it right now, which at worst costs one signal that
           // its handler counts as outside a transaction.

@@ -16,17 +16,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "../record/active_state.hpp"  // stack_bounds
+
 namespace spanprof::detail {
 
 enum class unwind_method : std::uint8_t { frame_pointers, dwarf };
-
-struct stack_bounds {
-  std::uintptr_t lowest = 0;   // lowest usable address of the stack
-  std::uintptr_t highest = 0;  // one past the highest
-  [[nodiscard]] bool contains(std::uintptr_t address, std::size_t bytes) const noexcept {
-    return address >= lowest && address + bytes <= highest && address + bytes > address;
-  }
-};
 
 struct captured_stack {
   std::size_t depth = 0;
