@@ -42,6 +42,7 @@
 // the handler itself adds per sample; it is only meaningful next to the ratio.
 // Under a sanitizer the program runs every case briefly (a smoke test): its ratios mean nothing.
 #include <spanprof/spanprof.hpp>
+#include <spanprof/detail/sample/sampler.hpp>
 #include <spanprof/detail/sample/unwind_dwarf.hpp>
 
 #include <benchmark/benchmark.h>

@@ -14,8 +14,9 @@
 
 namespace spanprof::detail {
 
-// Compiled once, in the implementation TU (engine/implementation.hpp).
+// Compiled once, in the implementation TU (engine/implementation.hpp); no-ops compiled out.
 namespace compiled {
+#if !defined(SPANPROF_DISABLE)
 // The slow half of a switch: records it in the open transactions of both contexts, registers
 // the thread for a context that brings a transaction, arms the CPU timer.
 void note_switch(execution_context* from, execution_context* to) noexcept;
@@ -28,6 +29,13 @@ void release_fiber_context(execution_context* ctx) noexcept;
 void abandon_context(execution_context* ctx) noexcept;
 // Sets the stack of `ctx`, with SIGPROF blocked if it runs on the calling thread.
 void set_context_stack(execution_context* ctx, stack_bounds stack) noexcept;
+#else
+inline void note_switch(execution_context*, execution_context*) noexcept {}
+inline execution_context* acquire_fiber_context(stack_bounds) noexcept { return nullptr; }
+inline void release_fiber_context(execution_context*) noexcept {}
+inline void abandon_context(execution_context*) noexcept {}
+inline void set_context_stack(execution_context*, stack_bounds) noexcept {}
+#endif
 }  // namespace compiled
 
 // ASYNC-SIGNAL-SAFE in its common path (two TLS loads, one store). Makes `to` the context

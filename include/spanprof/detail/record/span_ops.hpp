@@ -64,13 +64,22 @@ inline int find_open_slot(const execution_context& ctx, const transaction_record
   return -1;
 }
 
-// Compiled once, in the implementation TU (engine/implementation.hpp).
+// Compiled once, in the implementation TU (engine/implementation.hpp). Compiled out, they do
+// nothing, so code that names the RAII types directly still links without an engine.
 namespace compiled {
+#if !defined(SPANPROF_DISABLE)
 transaction_handle begin_transaction(std::string_view name, std::string_view op, const span_site* site,
                                      void* frame_address) noexcept;
 void end_transaction(const transaction_handle& handle) noexcept;
 // Counts a span or transaction ended on another context than the one that opened it.
 void note_cross_context_end() noexcept;
+#else
+inline transaction_handle begin_transaction(std::string_view, std::string_view, const span_site*, void*) noexcept {
+  return {};
+}
+inline void end_transaction(const transaction_handle&) noexcept {}
+inline void note_cross_context_end() noexcept {}
+#endif
 }  // namespace compiled
 
 // ---- spans ----------------------------------------------------------------------------------
