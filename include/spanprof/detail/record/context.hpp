@@ -81,8 +81,6 @@ inline void publish_active(execution_context& ctx, std::uint64_t txn_id, const s
   std::atomic_signal_fence(std::memory_order_seq_cst);
 }
 
-inline std::uint64_t txn_id_of(const transaction_record& rec) noexcept { return rec.event_id.low; }
-
 // ---- registration ---------------------------------------------------------------------------
 
 void finish_open_transactions_at_exit(execution_context& ctx) noexcept;

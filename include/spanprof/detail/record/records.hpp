@@ -347,4 +347,8 @@ struct transaction_record {
   }
 };
 
+// ASYNC-SIGNAL-SAFE. The id samples carry for this transaction (sample_record::txn_id): the low
+// half of its event id.
+inline std::uint64_t txn_id_of(const transaction_record& rec) noexcept { return rec.event_id.low; }
+
 }  // namespace spanprof::detail
