@@ -18,7 +18,7 @@
 
 #include <spanprof/detail/collect/analysis.hpp>
 #include <spanprof/detail/record/transaction_record.hpp>
-#include <spanprof/detail/writers/common.hpp>
+#include <spanprof/detail/writers/finished_transaction.hpp>
 
 #include <algorithm>
 #include <cstdint>

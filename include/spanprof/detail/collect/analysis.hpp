@@ -1,5 +1,6 @@
 // spanprof: what the collector works out for one finished transaction before the writers run —
-// its samples symbolized into one frame table, and gap filling's derived spans.
+// its samples symbolized into one frame table, and gap filling's derived spans
+// (transaction_analysis, in writers/finished_transaction.hpp).
 //
 // NOT ASYNC-SIGNAL-SAFE. Collector thread only. The symbolizer and the gap-filling engine keep
 // their caches and scratch space between transactions; this file only joins them.
@@ -14,36 +15,9 @@
 #include "../record/transaction_record.hpp"  // txn_id_of
 #include "../gapfill/gapfill.hpp"
 #include "../symbolize/symbolize.hpp"
-#include "../writers/common.hpp"
+#include "../writers/finished_transaction.hpp"
 
 namespace spanprof::detail {
-
-// One symbolized code location, owned here (the symbolizer's views die at its next call).
-struct profile_frame {
-  std::string function;
-  std::string file;
-  std::uint32_t line = 0;
-  frame_quality quality = frame_quality::unknown;
-  bool inlined = false;  // inlined into the next frame of the same address
-  const module_info* module = nullptr;
-  std::uintptr_t instruction_addr = 0;
-  std::uintptr_t relative_addr = 0;
-  bool in_app = false;
-};
-
-struct transaction_analysis {
-  std::vector<profile_frame> frames;
-  // All stacks, leaf first, as indexes into `frames` (an address with inlined calls gives
-  // several, innermost first); sample i's stack is [stack_begin[i], stack_begin[i + 1]).
-  std::vector<std::uint32_t> stack_frames;
-  std::vector<std::uint32_t> stack_begin;
-  std::vector<debug_image> images;  // the modules the stacks touch, for Sentry's debug_meta
-  gapfill::result gaps;
-
-  [[nodiscard]] std::span<const std::uint32_t> stack_of(std::size_t sample) const noexcept {
-    return {stack_frames.data() + stack_begin[sample], stack_begin[sample + 1] - stack_begin[sample]};
-  }
-};
 
 class transaction_analyzer {
  public:
@@ -233,43 +207,5 @@ class transaction_analyzer {
   std::vector<gapfill::drop_entry> drop_entries_;
   std::vector<gapfill::drop_report> drops_;
 };
-
-// The attributes of a derived span (gapfill.md §2.6, §2.7) as JSON members, no braces; shared by
-// the Sentry span `data` and the Chrome trace `args`. Times are relative to the transaction's
-// start (`origin_ns`), like every other time in the outputs.
-inline void append_derived_span_attributes(std::string& out, const gapfill::derived_span& d, std::int64_t origin_ns,
-                                           json_text_stats& stats) {
-  const bool is_gap = d.kind == gapfill::derived_kind::gap;
-  fmt::format_to(std::back_inserter(out), "\"spanprof.{}\":true,\"spanprof.sample_count\":{},\"spanprof.duration_error_ns\":{}",
-                 is_gap ? "gap" : "inferred", d.sample_count, d.duration_error_ns);
-  fmt::format_to(std::back_inserter(out), ",\"spanprof.bounds_ns\":[{},{}],\"spanprof.duration_min_ns\":{}",
-                 d.begin_lo_ns - origin_ns, d.end_hi_ns - origin_ns, d.duration_min_ns);
-  fmt::format_to(std::back_inserter(out), ",\"spanprof.state\":\"{}\",\"spanprof.on_cpu_ns\":{},\"spanprof.recursion_depth\":{}",
-                 gapfill::state_name(d.state), d.on_cpu_ns, d.recursion_depth);
-  if (d.suspended_ns != 0) fmt::format_to(std::back_inserter(out), ",\"spanprof.suspended_ns\":{}", d.suspended_ns);
-  if (!d.stack.empty()) {
-    out += ",\"spanprof.stack\":";
-    append_json_string(out, d.stack, stats);
-  }
-  if (!d.code_function.empty()) {
-    out += ",\"code.function\":";
-    append_json_string(out, d.code_function, stats);
-    out += ",\"code.filepath\":";
-    append_json_string(out, d.code_filepath, stats);
-    fmt::format_to(std::back_inserter(out), ",\"code.lineno\":{}", d.code_lineno);
-  }
-  if (d.tid != 0) fmt::format_to(std::back_inserter(out), ",\"thread.id\":\"{}\"", d.tid);
-  fmt::format_to(std::back_inserter(out), ",\"spanprof.low_confidence\":{}", d.low_confidence ? "true" : "false");
-  if (d.merged_over_drop) out += ",\"spanprof.merged_over_drop\":true";
-  if (is_gap) {
-    out += ",\"spanprof.gap_reason\":";
-    append_json_string(out, gapfill::reason_name(d.reason), stats);
-    fmt::format_to(std::back_inserter(out), ",\"spanprof.expected_samples\":{:.1f}", d.expected_samples);
-    if (d.samples_dropped != 0) {
-      fmt::format_to(std::back_inserter(out), ",\"spanprof.samples_dropped\":{}{}", d.samples_dropped,
-                     d.samples_dropped_upper_bound ? ",\"spanprof.samples_dropped_upper_bound\":true" : "");
-    }
-  }
-}
 
 }  // namespace spanprof::detail

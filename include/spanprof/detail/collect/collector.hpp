@@ -16,13 +16,7 @@
 #include "../record/fiber_registry.hpp"
 #include "../engine/runtime.hpp"
 #include "../sample/unwind_dwarf.hpp"
-#include "../writers/chrome_trace.hpp"
-#include "../writers/flamegraph_svg.hpp"
-#include "../writers/folded.hpp"
-#include "../writers/sentry_profile.hpp"
-#include "../writers/pprof.hpp"
-#include "../writers/sentry_transaction.hpp"
-#include "../writers/speedscope.hpp"
+#include "../writers/registry.hpp"
 
 namespace spanprof::detail {
 
@@ -243,14 +237,10 @@ class collector {
       const std::string stem = safe_file_stem(txn.name()) + "-" + to_hex(rec.event_id).text;
       json_text_stats text_stats;
       bool all_written = true;
-      if (has_format(cfg.formats, output_format::chrome_trace)) {
-        all_written &= write_file(stem + ".trace.json", write_chrome_trace(txn, text_stats));
-      }
-      if (has_format(cfg.formats, output_format::sentry_transaction)) {
-        all_written &= write_file(stem + ".transaction.json", write_sentry_transaction(txn, text_stats));
-      }
-      if (has_format(cfg.formats, output_format::speedscope)) {
-        all_written &= write_file(stem + ".speedscope.json", write_speedscope(txn, text_stats));
+      for (const format_entry& f : all_formats) {
+        if (f.standalone && has_format(cfg.formats, f.format)) {
+          all_written &= write_file(stem + std::string(f.extension), f.write(txn, text_stats));
+        }
       }
       const bool wants_folded = has_format(cfg.formats, output_format::folded);
       const bool wants_svg = has_format(cfg.formats, output_format::flamegraph);
@@ -261,7 +251,7 @@ class collector {
         // "no samples" instead.
         if (wants_folded && !counts.empty()) all_written &= write_file(stem + ".folded", write_folded(counts));
         if (wants_svg) {
-          const std::string title = std::string(txn.name()) + " (" + to_hex(rec.event_id).text + ")";
+          const std::string title = registry_detail::flamegraph_title(txn);
           all_written &= write_file(stem + ".svg", render_flamegraph_svg(counts, {.title = title}, text_stats));
         }
         std::uint64_t stacks_over_cap = 0, names_over_cap = 0;
@@ -271,9 +261,6 @@ class collector {
         flush_aggregates(/*all=*/false);
       }
       if (has_format(cfg.formats, output_format::sentry_envelope)) all_written &= write_envelope(stem, txn, text_stats);
-      if (has_format(cfg.formats, output_format::pprof)) {
-        all_written &= write_file(stem + ".pb.gz", write_pprof(txn, text_stats));  // binary: write_file takes bytes
-      }
       bump(rt_.stats.invalid_utf8_repaired, text_stats.utf8_repaired);
       if (all_written) bump(rt_.stats.transactions_written); else bump(rt_.stats.transactions_dropped);
     } catch (const std::exception& e) {
@@ -340,14 +327,8 @@ class collector {
     return write_file(stem + ".envelope", r.envelope);
   }
 
-  // A fresh uuid4 for each profile (version and variant bits set, so never the nil uuid Relay
-  // rejects). Only the collector draws from this generator.
-  trace_id next_profile_id() noexcept {
-    trace_id id;
-    id.high = (profile_ids_.next() & ~std::uint64_t{0xF000}) | 0x4000;
-    id.low = (profile_ids_.next() & ~(std::uint64_t{0xC} << 60)) | (std::uint64_t{0x8} << 60);
-    return id;
-  }
+  // A fresh uuid4 for each profile. Only the collector draws from this generator.
+  trace_id next_profile_id() noexcept { return as_uuid4({profile_ids_.next(), profile_ids_.next()}); }
 
   bool write_file(const std::string& name, const std::string& content) {
     std::string error;

@@ -34,46 +34,78 @@ inline std::size_t utf8_sequence_length(std::string_view s) noexcept {
   return 0;
 }
 
-// Appends `text` to `out` as the inside of a JSON string: valid UTF-8 is kept, every invalid
-// byte becomes U+FFFD, control characters are escaped. Returns whether anything was replaced.
-inline bool append_json_escaped(std::string& out, std::string_view text) {
-  static constexpr char hex[] = "0123456789abcdef";
+// Which valid UTF-8 sequences are still replaced: XML 1.0 forbids the non-characters U+FFFE
+// and U+FFFF, JSON and protobuf accept every scalar value.
+enum class utf8_repair_policy { keep_valid, replace_xml_non_characters };
+
+inline constexpr std::string_view utf8_replacement_character = "\xEF\xBF\xBD";  // U+FFFD
+
+// Appends `text` to `out` with every byte that is not part of a valid UTF-8 sequence (and, by
+// `policy`, every forbidden sequence) replaced by U+FFFD; valid sequences are copied as they
+// are. Each ASCII byte goes through `on_ascii(out, c)` instead, which escapes it for the format
+// and returns whether it replaced it. Returns whether anything was replaced. The one repair
+// loop of every writer: JSON, protobuf strings, folded names, XML.
+template <class OnAscii>
+inline bool append_utf8_repaired(std::string& out, std::string_view text, OnAscii on_ascii,
+                                 utf8_repair_policy policy = utf8_repair_policy::keep_valid) {
   bool replaced = false;
   std::size_t i = 0;
   while (i < text.size()) {
     const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x80) {
-      const std::size_t n = utf8_sequence_length(text.substr(i));
-      if (n == 0) {
-        out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
-        replaced = true;
-        ++i;
-      } else {
-        out.append(text.data() + i, n);
-        i += n;
-      }
+    if (c < 0x80) {
+      replaced |= on_ascii(out, c);
+      ++i;
       continue;
     }
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20 || c == 0x7F) {
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 0xF];
-        } else {
-          out += static_cast<char>(c);
-        }
+    const std::size_t n = utf8_sequence_length(text.substr(i));
+    const bool non_character = policy == utf8_repair_policy::replace_xml_non_characters && n == 3 && c == 0xEF &&
+                               static_cast<unsigned char>(text[i + 1]) == 0xBF &&
+                               static_cast<unsigned char>(text[i + 2]) >= 0xBE;
+    if (n == 0 || non_character) {
+      out += utf8_replacement_character;
+      replaced = true;
+      i += n == 0 ? 1 : n;
+    } else {
+      out.append(text.data() + i, n);
+      i += n;
     }
-    ++i;
   }
   return replaced;
+}
+
+// The same with ASCII copied as it is: protobuf `string` fields must be UTF-8 (protoc --decode
+// rejects anything else) and need no escaping.
+inline bool append_utf8_repaired(std::string& out, std::string_view text) {
+  return append_utf8_repaired(out, text, [](std::string& o, unsigned char c) {
+    o += static_cast<char>(c);
+    return false;
+  });
+}
+
+// Appends `text` to `out` as the inside of a JSON string: valid UTF-8 is kept, every invalid
+// byte becomes U+FFFD, control characters are escaped. Returns whether anything was replaced.
+inline bool append_json_escaped(std::string& out, std::string_view text) {
+  return append_utf8_repaired(out, text, [](std::string& o, unsigned char c) {
+    static constexpr char hex[] = "0123456789abcdef";
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\r': o += "\\r"; break;
+      case '\t': o += "\\t"; break;
+      case '\b': o += "\\b"; break;
+      case '\f': o += "\\f"; break;
+      default:
+        if (c < 0x20 || c == 0x7F) {
+          o += "\\u00";
+          o += hex[c >> 4];
+          o += hex[c & 0xF];
+        } else {
+          o += static_cast<char>(c);
+        }
+    }
+    return false;
+  });
 }
 
 // Counts what a JSON writer repaired, so the collector can report it.

@@ -13,8 +13,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../collect/analysis.hpp"
-#include "common.hpp"
+#include "../core/text.hpp"
+#include "finished_transaction.hpp"
+#include "timestamps.hpp"
+#include "nesting.hpp"
+#include "span_attributes.hpp"
 
 namespace spanprof::detail {
 

@@ -18,7 +18,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common.hpp"
+#include "../core/text.hpp"
+#include "finished_transaction.hpp"
 #include "folded.hpp"
 
 namespace spanprof::detail {
@@ -27,43 +28,26 @@ namespace spanprof::detail {
 // and the code points XML 1.0 forbids (controls other than \t\n\r, U+FFFE, U+FFFF) replaced
 // by U+FFFD. Returns whether anything was replaced.
 inline bool append_xml_escaped(std::string& out, std::string_view text) {
-  bool replaced = false;
-  for (std::size_t i = 0; i < text.size();) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x80) {
-      const std::size_t n = utf8_sequence_length(text.substr(i));
-      const bool non_character = n == 3 && c == 0xEF && static_cast<unsigned char>(text[i + 1]) == 0xBF &&
-                                 static_cast<unsigned char>(text[i + 2]) >= 0xBE;
-      if (n == 0 || non_character) {
-        out += "\xEF\xBF\xBD";
-        replaced = true;
-        i += n == 0 ? 1 : n;
-      } else {
-        out.append(text.data() + i, n);
-        i += n;
-      }
-      continue;
-    }
+  const auto escape_ascii = [](std::string& o, unsigned char c) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&': o += "&amp;"; break;
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '"': o += "&quot;"; break;
+      case '\'': o += "&apos;"; break;
       case '\t':
       case '\n':
-      case '\r': out += ' '; break;
+      case '\r': o += ' '; break;
       default:
         if (c < 0x20) {
-          out += "\xEF\xBF\xBD";
-          replaced = true;
-        } else {
-          out += static_cast<char>(c);
+          o += utf8_replacement_character;
+          return true;
         }
+        o += static_cast<char>(c);
     }
-    ++i;
-  }
-  return replaced;
+    return false;
+  };
+  return append_utf8_repaired(out, text, escape_ascii, utf8_repair_policy::replace_xml_non_characters);
 }
 
 struct flamegraph_options {

@@ -37,8 +37,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../collect/analysis.hpp"
-#include "common.hpp"
+#include "../core/text.hpp"
+#include "finished_transaction.hpp"
 #include "speedscope.hpp"  // span_frame_label
 
 namespace spanprof::detail {
@@ -56,24 +56,11 @@ namespace spanprof::detail {
 inline std::string folded_frame_name(std::string_view raw, json_text_stats& stats) {
   std::string out;
   out.reserve(raw.size());
-  bool repaired = false;
-  for (std::size_t i = 0; i < raw.size();) {
-    const auto c = static_cast<unsigned char>(raw[i]);
-    if (c >= 0x80) {
-      const std::size_t n = utf8_sequence_length(raw.substr(i));
-      if (n == 0) {
-        out += "\xEF\xBF\xBD";
-        repaired = true;
-        ++i;
-      } else {
-        out.append(raw.data() + i, n);
-        i += n;
-      }
-      continue;
-    }
-    out += c == ';' ? ':' : (c < 0x20 || c == 0x7F) ? ' ' : static_cast<char>(c);
-    ++i;
-  }
+  // Controls would end the line or the frame: they become spaces, `;` becomes `:`.
+  const bool repaired = append_utf8_repaired(out, raw, [](std::string& o, unsigned char c) {
+    o += c == ';' ? ':' : (c < 0x20 || c == 0x7F) ? ' ' : static_cast<char>(c);
+    return false;
+  });
   if (repaired) ++stats.utf8_repaired;
   while (!out.empty() && out.back() == ' ') out.pop_back();
   if (out.empty()) return "[unknown]";

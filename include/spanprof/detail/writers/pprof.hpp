@@ -30,8 +30,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../collect/analysis.hpp"
-#include "common.hpp"
+#include "../core/text.hpp"
+#include "finished_transaction.hpp"
 
 namespace spanprof::detail {
 
@@ -81,26 +81,6 @@ inline void append_packed_field(std::string& out, std::uint32_t field, const std
 }
 
 }  // namespace protobuf_wire
-
-// `text` with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD:
-// protobuf `string` fields must be UTF-8 (protoc --decode rejects anything else). Returns
-// whether anything was replaced.
-inline bool append_utf8_repaired(std::string& out, std::string_view text) {
-  bool replaced = false;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const std::size_t n = utf8_sequence_length(text.substr(i));
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";
-      replaced = true;
-      ++i;
-    } else {
-      out.append(text.data() + i, n);
-      i += n;
-    }
-  }
-  return replaced;
-}
 
 // gzip (RFC 1952) of `data` with zlib. Throws std::runtime_error if zlib fails (out of memory):
 // the collector catches it and counts the transaction as dropped.

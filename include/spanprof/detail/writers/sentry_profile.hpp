@@ -19,8 +19,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../collect/analysis.hpp"
-#include "common.hpp"
+#include "../core/text.hpp"
+#include "finished_transaction.hpp"
+#include "timestamps.hpp"
 #include "sentry_transaction.hpp"
 
 namespace spanprof::detail {

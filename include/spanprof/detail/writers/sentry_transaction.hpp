@@ -9,8 +9,10 @@
 
 #include <string>
 
-#include "../collect/analysis.hpp"
-#include "common.hpp"
+#include "../core/text.hpp"
+#include "finished_transaction.hpp"
+#include "timestamps.hpp"
+#include "span_attributes.hpp"
 
 namespace spanprof::detail {
 

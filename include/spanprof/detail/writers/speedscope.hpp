@@ -22,8 +22,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../collect/analysis.hpp"
-#include "common.hpp"
+#include "../core/text.hpp"
+#include "finished_transaction.hpp"
+#include "nesting.hpp"
 
 namespace spanprof::detail {
 
