@@ -9,6 +9,7 @@
 // allocated behind our back, and the warm-up below provably touches every record in existence.
 #include <doctest/doctest.h>
 #include <spanprof/spanprof.hpp>
+#include <spanprof/detail/engine/runtime.hpp>
 
 #include "support/test_support.hpp"
 

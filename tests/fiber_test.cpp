@@ -4,12 +4,17 @@
 // which no writer shows yet, through spanprof::detail.
 #include <doctest/doctest.h>
 #include <spanprof/spanprof.hpp>
+#include <fmt/format.h>
+#include <spanprof/detail/record/thread_registry.hpp>
+#include <spanprof/detail/engine/runtime.hpp>
+#include <spanprof/detail/sample/sampler.hpp>
 
 #if defined(SPANPROF_DISABLE)
 TEST_CASE("fiber: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
 #else
 
 #include <spanprof/boost_context.hpp>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>

@@ -2,6 +2,7 @@
 // runtime: a span opened in odr_test_b.cpp belongs to the transaction opened here.
 #include <doctest/doctest.h>
 #include <spanprof/spanprof.hpp>
+#include <spanprof/detail/engine/runtime.hpp>
 
 #include "support/test_support.hpp"
 

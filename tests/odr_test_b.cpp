@@ -1,6 +1,7 @@
 // The second translation unit of the ODR test: it includes the header on its own and opens a
 // span, which must land in the transaction the other translation unit opened.
 #include <spanprof/spanprof.hpp>
+#include <spanprof/detail/engine/runtime.hpp>
 
 // Declared in odr_test_a.cpp too (no shared header on purpose: each TU sees only spanprof.hpp).
 int odr_b_open_span();

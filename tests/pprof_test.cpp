@@ -6,6 +6,8 @@
 // are in the 'clients' suite (tests/run_pprof_go_test.sh skips them without go).
 #include <doctest/doctest.h>
 #include <spanprof/spanprof.hpp>
+#include <spanprof/detail/engine/environment.hpp>
+#include <spanprof/detail/writers/pprof.hpp>
 
 #if defined(SPANPROF_DISABLE)
 TEST_CASE("pprof: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}

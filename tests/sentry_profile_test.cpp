@@ -3,6 +3,8 @@
 // .envelope files, read back with our own parse of the envelope framing plus nlohmann::json.
 #include <doctest/doctest.h>
 #include <spanprof/spanprof.hpp>
+#include <spanprof/detail/engine/environment.hpp>
+#include <spanprof/detail/writers/sentry_profile.hpp>
 
 #if defined(SPANPROF_DISABLE)
 TEST_CASE("sentry_profile: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}

@@ -3,6 +3,7 @@
 // preserved across handlers; no heap allocation inside the handler (counting malloc).
 #include <doctest/doctest.h>
 #include <spanprof/spanprof.hpp>
+#include <spanprof/detail/sample/sampler.hpp>
 
 #if defined(SPANPROF_DISABLE)
 TEST_CASE("signal_safety: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}

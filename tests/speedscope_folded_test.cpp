@@ -4,6 +4,10 @@
 // clients (speedscope's importer, flamegraph.pl, xmllint) run in the 'clients' suite.
 #include <doctest/doctest.h>
 #include <spanprof/spanprof.hpp>
+#include <spanprof/detail/engine/environment.hpp>
+#include <spanprof/detail/writers/speedscope.hpp>
+#include <spanprof/detail/writers/folded.hpp>
+#include <spanprof/detail/writers/flamegraph_svg.hpp>
 
 #if defined(SPANPROF_DISABLE)
 TEST_CASE("speedscope_folded: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}

@@ -5,7 +5,8 @@
 // (unwind_nofp.cpp); garbage frame chains; find_anchor; truncation.
 #include <doctest/doctest.h>
 #include <spanprof/detail/sample/sampler.hpp>
-#include <spanprof/detail/sample/unwind.hpp>
+#include <spanprof/detail/sample/frame_pointer_walk.hpp>
+#include <spanprof/detail/sample/stack_copy.hpp>
 #include <spanprof/detail/sample/unwind_dwarf.hpp>
 
 #include <dlfcn.h>

@@ -345,7 +345,7 @@ class profiled_fiber {
       // with our transactions already finished (aborted), so that their RAII ends do nothing.
       detail::fiber_stack_identity* from = site.arrive(site.self);
       if (site.self != nullptr && site.self->is_fiber) {
-        detail::abandon_context(site.self);
+        detail::compiled::abandon_context(site.self);
         if (site.self_stack != nullptr && site.self_stack->fiber != nullptr) site.self_stack->fiber->unwind_to = from;
       }
       throw;
@@ -454,7 +454,7 @@ class fiber_entry {
   // The fiber is done: nothing may run its context any more (it goes back to the pool when
   // Boost frees the stack), and the sanitizers learn that this stack is gone.
   void depart_for_good(const fiber_stack_identity* to) noexcept {
-    abandon_context(fiber_access::context_of(state_->profile));  // transactions left open
+    compiled::abandon_context(fiber_access::context_of(state_->profile));  // transactions left open
     switch_running_context(nullptr);  // whoever arrives next makes itself the running context
     if constexpr (fiber_sanitizers) {
       if (to != nullptr) before_jump(nullptr, to);

@@ -9,232 +9,73 @@
 //   spanprof::fiber_context, spanprof::fiber_switch_scope, spanprof::switch_to_fiber (fibers;
 //   spanprof/boost_context.hpp wires Boost.Context's fibers with them)
 //
+// Include this header everywhere: it is light (the macros, the RAII types, the fiber API and
+// stats(), inline; no fmt, libdw, zlib, <thread> or <mutex>). The engine — collector thread,
+// signal handler, unwinding, symbolization, gap filling, writers — is compiled in exactly one
+// TU of the program: Meson's spanprof_dep, CMake's spanprof::spanprof and pkg-config's
+// `--libs` supply it (libspanprof.a, built from spanprof/engine.cpp); with a bare -I, define
+// SPANPROF_IMPLEMENTATION before including this header in one .cpp file (or compile
+// spanprof/engine.cpp). Forgetting it fails at link time naming
+// spanprof_engine_missing__define_SPANPROF_IMPLEMENTATION_in_one_cpp_file_or_link_libspanprof.
+//
 // Define SPANPROF_DISABLE (Meson: -Dspanprof_disable=true) and every macro compiles to nothing
-// and evaluates none of its arguments. Without init() every macro is a cheap no-op.
+// and evaluates none of its arguments; no engine is needed then. Without init() every macro is
+// a cheap no-op.
 #pragma once
-
-#include <pthread.h>
-#include <signal.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 
-#include "detail/collect/collector.hpp"
 #include "detail/core/config.hpp"
-#include "detail/record/context.hpp"
-#include "detail/record/fiber.hpp"
-#include "detail/record/records.hpp"
-#include "detail/engine/runtime.hpp"
+#include "detail/core/counters.hpp"
+#include "detail/record/execution_context.hpp"
+#include "detail/record/fiber_switch.hpp"
+#include "detail/record/span_ops.hpp"
+#include "detail/record/span_record.hpp"
 
 namespace spanprof {
 
 // Sentry's span statuses: spanprof::status::not_found, ::deadline_exceeded, …
 using status = detail::span_status;
 
-// What init() says. `ok` is false when the configuration was refused; the program carries on
-// unprofiled and `error` says what was wrong (it also went to the error callback).
-struct init_result {
-  bool ok = true;
-  std::string error;
-  explicit operator bool() const noexcept { return ok; }
-};
-
-namespace detail {
-
-inline std::string validate(const config& cfg) {
-  auto range = [](const char* field, double value, double lo, double hi) -> std::string {
-    if (value >= lo && value <= hi) return {};
-    return fmt::format("spanprof: {} is {}; expected {}..{}", field, value, lo, hi);
-  };
-  if (cfg.output_dir.empty()) return "spanprof: output_dir is empty; expected a folder path";
-  for (std::string problem :
-       {range("traces_sample_rate", cfg.traces_sample_rate, 0.0, 1.0),
-        range("sample_rate_hz", cfg.sample_rate_hz, 1, 100000),
-        range("max_spans_per_transaction", static_cast<double>(cfg.max_spans_per_transaction), 1,
-              static_cast<double>(transaction_record::max_spans - 1)),
-        range("max_data_per_transaction", static_cast<double>(cfg.max_data_per_transaction), 0, 2048),
-        range("max_description_bytes", static_cast<double>(cfg.max_description_bytes), 16, 1 << 20),
-        range("max_name_bytes", static_cast<double>(cfg.max_name_bytes), 8, 4096),
-        range("max_pending_transactions", static_cast<double>(cfg.max_pending_transactions), 1, 1 << 20),
-        range("max_stack_depth", static_cast<double>(cfg.max_stack_depth), 1, 1024),
-        range("ring_capacity_bytes", static_cast<double>(cfg.ring_capacity_bytes), 4096, 1 << 30),
-        range("stack_copy_bytes", static_cast<double>(cfg.stack_copy_bytes), 512, 256 * 1024)}) {
-    if (!problem.empty()) return problem;
-  }
-  if (!(cfg.traces_sample_rate == cfg.traces_sample_rate)) return "spanprof: traces_sample_rate is NaN; expected 0..1";
-  return {};
-}
-
-inline sampler::settings sampler_settings_for(const config& cfg) noexcept {
-  sampler::settings s;
-  s.mode = cfg.mode;
-  s.rate_hz = cfg.sample_rate_hz;
-  s.max_depth = cfg.max_stack_depth;
-  s.ring_bytes = cfg.ring_capacity_bytes;
-  // A record larger than half the ring is never accepted: a small ring gets a smaller copy.
-  s.max_stack_copy_bytes = std::min(cfg.stack_copy_bytes, cfg.ring_capacity_bytes / 2 - 512);
-  s.chain_existing_handler = cfg.chain_sigprof;
-#if defined(SPANPROF_FRAME_POINTERS)
-  s.method = cfg.stack_unwinder == unwinder::dwarf ? unwind_method::dwarf : unwind_method::frame_pointers;
-#else
-  s.method = cfg.stack_unwinder == unwinder::frame_pointers ? unwind_method::frame_pointers : unwind_method::dwarf;
-#endif
-  return s;
-}
-
-// Copies every transaction still open anywhere into the finished queue, as aborted.
-inline void abandon_open_transactions(runtime& rt) {
-  const std::int64_t end = now_ticks();
-  std::lock_guard lock(rt.registry_mutex);
-  for_each_listed_context(rt, [&](execution_context* ctx) {
-    for (auto& slot : ctx->open) {
-      transaction_record* rec = slot.load(std::memory_order_acquire);
-      if (rec == nullptr) continue;
-      transaction_state expected = transaction_state::open;
-      if (!rec->state.compare_exchange_strong(expected, transaction_state::snapshotting, std::memory_order_acq_rel)) continue;
-      transaction_record* copy = nullptr;
-      try {
-        copy = snapshot_open_transaction(rt, *rec, end);
-      } catch (...) {
-      }
-      rec->state.store(transaction_state::abandoned, std::memory_order_release);
-      bump(rt.stats.transactions_finished);
-      bump(rt.stats.transactions_aborted);
-      if (copy == nullptr) {
-        bump(rt.stats.transactions_dropped);
-        continue;
-      }
-      rt.pending_finished.fetch_add(1, std::memory_order_relaxed);
-      rt.finished.push(copy);
-    }
-  });
-}
-
-}  // namespace detail
-
-// NOT ASYNC-SIGNAL-SAFE. Shuts spanprof down: every finished transaction is written, every
-// transaction still open (on any thread) is written as aborted, and the collector stops.
-// Idempotent, and safe to call from several threads at once. Also runs at exit.
-inline void shutdown() noexcept {
-  detail::runtime& rt = detail::the_runtime();
-  std::lock_guard lifecycle(rt.lifecycle_mutex);
-  if (!rt.running) return;
-  detail::g_recording.store(nullptr, std::memory_order_release);  // no new transactions
-  rt.stack_sampler.stop();  // before the collector's last drain, so no sample arrives after it
-  rt.sampling.store(false, std::memory_order_relaxed);
-  rt.sampling_cpu.store(false, std::memory_order_relaxed);
-  try {
-    detail::abandon_open_transactions(rt);
-  } catch (...) {
-  }
-  rt.stop_requested.store(true, std::memory_order_release);
-  rt.wake_word.fetch_add(1, std::memory_order_relaxed);
-  detail::futex_wake_one(rt.wake_word);
-  if (rt.collector_thread.joinable()) rt.collector_thread.join();
-  rt.running = false;
-}
+#if !defined(SPANPROF_DISABLE)
 
 // NOT ASYNC-SIGNAL-SAFE. Starts recording. A second init() while running changes nothing and
 // returns ok; call shutdown() first to change the configuration.
-inline init_result init(const config& cfg) noexcept {
-#if defined(SPANPROF_DISABLE)
-  (void)cfg;
-  return {true, "spanprof: compiled with SPANPROF_DISABLE; nothing is recorded"};
-#else
-  detail::runtime& rt = detail::the_runtime();
-  try {
-    std::lock_guard lifecycle(rt.lifecycle_mutex);
-    if (rt.running) return {};
-    rt.errors.set_callback(cfg.on_error, cfg.log_errors_to_stderr);
-    if (std::string problem = detail::validate(cfg); !problem.empty()) {
-      rt.report(error_kind::invalid_config, problem);
-      return {false, problem};
-    }
-    if (!cfg.enabled) return {};
-    rt.cfg = cfg;
-    rt.stats.reset();
-    rt.clock.calibrate();
-    rt.stop_requested.store(false, std::memory_order_relaxed);
-    rt.accepting.store(true, std::memory_order_seq_cst);
-    rt.collector_thread = std::thread([&rt] {
-      try {
-        detail::collector(rt).run();
-      } catch (const std::exception& e) {  // only its construction can throw (out of memory)
-        rt.report(error_kind::write_failed, std::string("spanprof: the collector could not start: ") + e.what());
-      }
-    });
-    rt.running = true;
-    detail::reset_handler_counters();
-    if (cfg.sampling) {
-      if (std::string problem = rt.stack_sampler.start(detail::sampler_settings_for(cfg)); !problem.empty()) {
-        rt.report(error_kind::invalid_config, problem);  // spans still work; sampling stays off
-      } else {
-        rt.sampling_cpu.store(cfg.mode == sampling_mode::cpu, std::memory_order_relaxed);
-        rt.sampling.store(true, std::memory_order_relaxed);
-      }
-    }
-    if (!rt.exit_hooks_registered) {
-      // Profiles of transactions still open at exit are written as aborted, like Sentry's flush.
-      std::atexit([] { shutdown(); });
-      pthread_atfork(nullptr, nullptr, [] {
-        detail::g_recording.store(nullptr, std::memory_order_relaxed);
-        detail::forget_parent_contexts_after_fork(detail::the_runtime());
-      });
-      rt.exit_hooks_registered = true;
-    }
-    detail::g_recording.store(&rt, std::memory_order_release);
-    return {};
-  } catch (const std::exception& e) {
-    std::string problem = std::string("spanprof: init failed: ") + e.what();
-    rt.report(error_kind::invalid_config, problem);
-    return {false, problem};
-  }
-#endif
-}
-
+init_result init(const config& cfg) noexcept;
 // init() with the configuration read from SPANPROF_* environment variables over the defaults.
-inline init_result init() noexcept {
-  try {
-    std::vector<std::string> problems;
-    const config cfg = config::from_environment(config{}, &problems);
-    // Reported after init(cfg), which installs this configuration's error settings and resets
-    // the counters: before it, they reached the previous init's callback and were then zeroed.
-    init_result result = init(cfg);
-    for (auto& problem : problems) detail::the_runtime().report(error_kind::invalid_config, std::move(problem));
-    return result;
-  } catch (...) {
-    return {false, "spanprof: init failed: out of memory"};
-  }
-}
-
+init_result init() noexcept;
+// NOT ASYNC-SIGNAL-SAFE. Shuts spanprof down: every finished transaction is written, every
+// transaction still open (on any thread) is written as aborted, and the collector stops.
+// Idempotent, and safe to call from several threads at once. Also runs at exit.
+void shutdown() noexcept;
 // Counters since the last init(). Safe from any thread.
-inline counters stats() noexcept {
-  counters c = detail::the_runtime().stats.snapshot();
-  const auto& h = detail::g_handler_counters;
-  c.samples_taken = h.samples_taken.load(std::memory_order_relaxed);
-  c.samples_dropped = h.ring_full.load(std::memory_order_relaxed);
-  c.samples_truncated = h.truncated.load(std::memory_order_relaxed);
-  c.samples_unregistered = h.unregistered.load(std::memory_order_relaxed);
-  c.samples_outside_transaction = h.outside_transaction.load(std::memory_order_relaxed);
-  c.samples_reentrant = h.reentrant.load(std::memory_order_relaxed);
-  return c;
-}
-
+counters stats() noexcept;
 // Is spanprof recording (between a successful init() and shutdown())?
-inline bool is_running() noexcept { return detail::g_recording.load(std::memory_order_relaxed) != nullptr; }
-
+bool is_running() noexcept;
 // Registers the calling thread now instead of at its first transaction (the sampler needs its
 // stack bounds; doing it early keeps that work out of the first request). Returns false when
 // spanprof is not running.
-inline bool register_thread() noexcept {
-  detail::runtime* rt = detail::g_recording.load(std::memory_order_acquire);
-  return rt != nullptr && detail::register_current_thread(*rt) != nullptr;
+bool register_thread() noexcept;
+
+#else
+
+// Compiled out: no engine to link, nothing recorded.
+inline init_result init(const config&) noexcept {
+  return {true, "spanprof: compiled with SPANPROF_DISABLE; nothing is recorded"};
 }
+inline init_result init() noexcept { return init(config{}); }
+inline void shutdown() noexcept {}
+inline counters stats() noexcept { return {}; }
+inline bool is_running() noexcept { return false; }
+inline bool register_thread() noexcept { return false; }
+inline config config::from_environment(config base, std::vector<std::string>*) { return base; }
+
+#endif
 
 // ---- fibers ----------------------------------------------------------------------------------
 //
@@ -265,18 +106,18 @@ class fiber_context {
   // mid-switch (flagged in_switch, charged to no span).
   fiber_context(const void* stack_lowest, std::size_t stack_bytes) noexcept {
 #if !defined(SPANPROF_DISABLE)
-    ctx_ = detail::acquire_fiber_context(bounds_of(stack_lowest, stack_bytes));
+    ctx_ = detail::compiled::acquire_fiber_context(bounds_of(stack_lowest, stack_bytes));
 #else
     (void)stack_lowest, (void)stack_bytes;
 #endif
   }
   // Transactions still open on the fiber are finished as aborted. It must not be running on
   // another thread; if it runs on this one, the thread's own context runs again.
-  ~fiber_context() { detail::release_fiber_context(ctx_); }
+  ~fiber_context() { release(); }
   fiber_context(fiber_context&& other) noexcept : ctx_(std::exchange(other.ctx_, nullptr)) {}
   fiber_context& operator=(fiber_context&& other) noexcept {
     if (this != &other) {
-      detail::release_fiber_context(ctx_);
+      release();
       ctx_ = std::exchange(other.ctx_, nullptr);
     }
     return *this;
@@ -287,25 +128,21 @@ class fiber_context {
   // The fiber's stack, when it is known only after construction. Call it while the fiber runs
   // on no other thread (before it first runs, typically).
   void set_stack(const void* stack_lowest, std::size_t stack_bytes) noexcept {
-    if (ctx_ == nullptr) return;
-    const detail::stack_bounds bounds = bounds_of(stack_lowest, stack_bytes);
-    if (detail::current_context() != ctx_) {
-      ctx_->stack = bounds;
-      return;
-    }
-    // Running here: the two words must change as one for this thread's SIGPROF handler.
-    sigset_t block, previous;
-    sigemptyset(&block);
-    sigaddset(&block, SIGPROF);
-    pthread_sigmask(SIG_BLOCK, &block, &previous);
-    ctx_->stack = bounds;
-    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+#if !defined(SPANPROF_DISABLE)
+    if (ctx_ != nullptr) detail::compiled::set_context_stack(ctx_, bounds_of(stack_lowest, stack_bytes));
+#else
+    (void)stack_lowest, (void)stack_bytes;
+#endif
   }
 
   // Finishes the fiber's open transactions now, as aborted. For a suspended fiber that will
   // never be resumed, or whose stack is about to be unwound (their RAII objects then end
   // nothing); the destructor does it too.
-  void abandon() noexcept { detail::abandon_context(ctx_); }
+  void abandon() noexcept {
+#if !defined(SPANPROF_DISABLE)
+    if (ctx_ != nullptr) detail::compiled::abandon_context(ctx_);
+#endif
+  }
 
   // The fiber's ctx_id in profiles: its top bit is set, so it never equals a thread id. 0 when
   // spanprof is compiled out, or when there was no memory for the context.
@@ -318,6 +155,12 @@ class fiber_context {
   friend class fiber_switch_scope;
   friend void switch_to_fiber(fiber_context* fiber) noexcept;
   friend struct detail::fiber_access;
+
+  void release() noexcept {
+#if !defined(SPANPROF_DISABLE)
+    if (ctx_ != nullptr) detail::compiled::release_fiber_context(ctx_);
+#endif
+  }
 
   static detail::stack_bounds bounds_of(const void* lowest, std::size_t bytes) noexcept {
     const auto low = reinterpret_cast<std::uintptr_t>(lowest);
@@ -429,8 +272,10 @@ class scoped_transaction {
  public:
   scoped_transaction(std::string_view name, std::string_view op, const detail::span_site* site,
                      void* frame_address) noexcept
-      : handle_(detail::begin_transaction(name, op, site, frame_address)) {}
-  ~scoped_transaction() { detail::end_transaction(handle_); }
+      : handle_(detail::compiled::begin_transaction(name, op, site, frame_address)) {}
+  ~scoped_transaction() {
+    if (handle_.slot >= 0) detail::compiled::end_transaction(handle_);
+  }
   scoped_transaction(const scoped_transaction&) = delete;
   scoped_transaction& operator=(const scoped_transaction&) = delete;
 
@@ -550,4 +395,18 @@ void set_data(std::string_view key, const Value& value) noexcept {
 #define SPANPROF_SET_DATA(key, value) ::spanprof::set_data((key), (value))
 #define SPANPROF_IS_RECORDING() (::spanprof::detail::current_span().rec != nullptr)
 
+#endif
+
+#if !defined(SPANPROF_DISABLE)
+// Every TU that uses spanprof references the engine through this symbol, so a program that
+// never compiles the engine fails to link with a message that says what to do.
+extern "C" const char spanprof_engine_missing__define_SPANPROF_IMPLEMENTATION_in_one_cpp_file_or_link_libspanprof;
+namespace spanprof::detail {
+[[gnu::used]] static const char* const engine_link_check =
+    &spanprof_engine_missing__define_SPANPROF_IMPLEMENTATION_in_one_cpp_file_or_link_libspanprof;
+}  // namespace spanprof::detail
+#endif
+
+#if defined(SPANPROF_IMPLEMENTATION)
+#include "detail/engine/implementation.hpp"
 #endif

@@ -2,7 +2,7 @@
 // corpus the real clients check, and the writers benchmark — without running the sampler.
 //
 // It builds what the collector hands the writers (collector.hpp write_profiles): a
-// transaction_record filled the way context.hpp fills one (spans in the order they were opened,
+// transaction_record filled the way record/transaction_ops.hpp fills one (spans in the order they were opened,
 // parent_index, strings in the record's arena cut at a cap, data entries, auto-closed spans), the
 // samples take_samples() would return (time order, leaf-first pcs, truncated at max depth), a tick
 // converter, clock, process facts and config, and a transaction_analysis: a frame table with
@@ -17,7 +17,7 @@
 #pragma once
 
 #include <spanprof/detail/collect/analysis.hpp>
-#include <spanprof/detail/record/records.hpp>
+#include <spanprof/detail/record/transaction_record.hpp>
 #include <spanprof/detail/writers/common.hpp>
 
 #include <algorithm>

@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../record/context.hpp"  // txn_id_of
+#include "../record/transaction_record.hpp"  // txn_id_of
 #include "../gapfill/gapfill.hpp"
 #include "../symbolize/symbolize.hpp"
 #include "../writers/common.hpp"
@@ -190,7 +190,7 @@ class transaction_analyzer {
   }
 
  private:
-  // The times the transaction's context ran, from its fiber switch events (records.hpp): it
+  // The times the transaction's context ran, from its fiber switch events (transaction_record.hpp): it
   // begins on-thread on the thread it was opened on, each suspend ends an interval, each resume
   // starts one. Without switches it ran throughout and the engine needs no entry; with them,
   // the time between is the "suspended" gap reason instead of unexplained time.

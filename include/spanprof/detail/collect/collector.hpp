@@ -13,7 +13,7 @@
 
 #include "analysis.hpp"
 #include "output.hpp"
-#include "../record/context.hpp"
+#include "../record/fiber_registry.hpp"
 #include "../engine/runtime.hpp"
 #include "../sample/unwind_dwarf.hpp"
 #include "../writers/chrome_trace.hpp"
@@ -122,7 +122,7 @@ class collector {
     s.flags = static_cast<std::uint8_t>(s.flags & ~(sample_flag_raw_stack | sample_flag_stack_top));
     if (stack.truncated) {
       s.flags |= sample_flag_truncated;
-      g_handler_counters.truncated.fetch_add(1, std::memory_order_relaxed);
+      g_counters.samples_truncated.fetch_add(1, std::memory_order_relaxed);
     }
   }
 

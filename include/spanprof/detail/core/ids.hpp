@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "clock.hpp"
+#include "ticks.hpp"
 
 namespace spanprof::detail {
 
@@ -21,6 +21,14 @@ struct trace_id {
   [[nodiscard]] bool is_nil() const noexcept { return high == 0 && low == 0; }
   friend bool operator==(const trace_id&, const trace_id&) = default;
 };
+
+// With the version (4) and variant (10xx) bits of a random uuid set: what Sentry expects of
+// trace and event ids (Relay refuses the nil uuid, which this can never be).
+inline trace_id as_uuid4(trace_id random_bits) noexcept {
+  random_bits.high = (random_bits.high & ~0xf000ull) | 0x4000ull;
+  random_bits.low = (random_bits.low & 0x3fffffffffffffffull) | 0x8000000000000000ull;
+  return random_bits;
+}
 
 using span_id = std::uint64_t;  // never 0: 0 means "no span"
 

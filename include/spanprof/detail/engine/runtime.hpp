@@ -20,7 +20,7 @@
 #include "../core/config.hpp"
 #include "errors.hpp"
 #include "../core/queue.hpp"
-#include "../record/records.hpp"
+#include "../record/transaction_record.hpp"
 #include "../sample/sampler.hpp"
 
 namespace spanprof::detail {
@@ -41,7 +41,7 @@ static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
 struct runtime {
   config cfg;  // written by init() only while nothing records; read-only while recording
   clock_calibration clock;
-  live_stats stats;
+  live_counters& stats = g_counters;
   error_reporter errors;
 
   // Records waiting for reuse, and finished transactions waiting for the collector.
@@ -70,7 +70,7 @@ struct runtime {
 
   std::mutex registry_mutex;  // contexts register at their first transaction, not per span
   std::vector<execution_context*> contexts;  // threads
-  // Fibers (fiber.hpp), under registry_mutex: the live ones, doubly linked through
+  // Fibers (record/fiber_registry.hpp), under registry_mutex: the live ones, doubly linked through
   // execution_context::registry_prev/next (a vector's erase would cost O(fibers) per fiber),
   // and the released ones, kept for reuse and never freed.
   execution_context* fiber_contexts = nullptr;

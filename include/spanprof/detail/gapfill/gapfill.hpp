@@ -11,7 +11,7 @@
 // An `engine` keeps its scratch buffers (and a reused `result` keeps its vectors) between
 // transactions, so in a steady state only the strings of the derived spans are allocated.
 //
-// From the collector's records (records.hpp, ring.hpp) to the input, per finished transaction:
+// From the collector's records (record/transaction_record.hpp, sample/ring.hpp) to the input, per finished transaction:
 //   span_record    → span_input: ticks → ns; open = end_ticks == 0; site → callsite_*; flags →
 //                    auto_closed / cross_context; the root of a transaction nested in this one
 //                    (same context) is added with nested_transaction_root = true.

@@ -23,7 +23,7 @@ enum class record_kind : std::uint16_t { padding = 0, sample = 1 };
 enum sample_flags : std::uint8_t {
   sample_flag_in_switch = 1u << 0,  // a fiber switch was in progress (gapfill.md §1)
   sample_flag_truncated = 1u << 1,  // the unwinder stopped before the outermost frame
-  // The payload is registers + a copy of the stack (raw_stack_layout in unwind.hpp), not pcs:
+  // The payload is registers + a copy of the stack (raw_stack_layout in stack_copy.hpp), not pcs:
   // the collector unwinds it with DWARF CFI.
   sample_flag_raw_stack = 1u << 2,
   // The raw stack copy runs to the top of the stack (it was not cut at max_stack_copy_bytes): a

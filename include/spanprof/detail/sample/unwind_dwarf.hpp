@@ -1,5 +1,5 @@
 // spanprof: the collector half of the DWARF unwinder — walks the register and stack copies the
-// SIGPROF handler took (capture_raw_stack in unwind.hpp) with elfutils libdw's CFI unwinder.
+// SIGPROF handler took (capture_raw_stack in stack_copy.hpp) with elfutils libdw's CFI unwinder.
 //
 // NOT ASYNC-SIGNAL-SAFE. Collector thread only. This is how perf's --call-graph=dwarf works:
 // the handler copies, the heavy part (finding the FDE, running CFI programs) runs later, on the
@@ -17,7 +17,8 @@
 #include <cstring>
 
 #include "ring.hpp"
-#include "unwind.hpp"
+#include "frame_pointer_walk.hpp"
+#include "stack_copy.hpp"
 
 namespace spanprof::detail {
 

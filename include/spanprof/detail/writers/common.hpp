@@ -21,7 +21,7 @@
 #include "../core/clock.hpp"
 #include "../core/config.hpp"
 #include "../core/ids.hpp"
-#include "../record/records.hpp"
+#include "../record/transaction_record.hpp"
 #include "../sample/ring.hpp"
 #include "../core/text.hpp"
 

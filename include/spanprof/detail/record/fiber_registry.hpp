@@ -1,19 +1,19 @@
-// spanprof: fiber execution contexts and the switch between contexts on a thread.
+// spanprof: fiber execution contexts — pooled, listed for shutdown, and the slow half of a switch.
 //
 // A fiber (a user-level thread: Boost.Context, Boost.Fiber, asio::spawn, a hand-written
 // scheduler) gets an execution_context of its own: its transactions and spans live there, not
 // on the thread that happens to run it, so they survive suspension and migration to another
-// thread. What runs on a thread is named by one TLS pointer, t_running_context (sampler.hpp);
+// thread. What runs on a thread is named by one TLS pointer, t_running_context (active_state.hpp);
 // switching fibers is one relaxed store to it plus a signal fence. The SIGPROF handler reads
 // that pointer once and takes the transaction, span and stack bounds from the context it names,
 // so a sample is charged to the context that was running, never to a mix of two. A sample taken
 // after the store but before the jump to the new stack (or after the jump but before the store)
 // sees an sp outside the named context's stack: the handler flags it in_switch and keeps only
-// its pc (sampler.hpp).
+// its pc (sample/sampler.hpp).
 //
 // Switches are cheap when no transaction is involved: the store and two loads. When the context
 // switched out or in has a transaction open, the switch is recorded in that transaction
-// (records.hpp, fiber_switch_event: the gap filler's suspended intervals), the thread is
+// (transaction_record.hpp, fiber_switch_event: the gap filler's suspended intervals), the thread is
 // registered with the sampler if it was not, and in CPU mode the thread's timer is armed.
 //
 // Fiber contexts are pooled, never freed: the wall-mode ticker reads the running context of
@@ -25,6 +25,8 @@
 // NOT ASYNC-SIGNAL-SAFE unless marked: nothing here runs in the handler.
 #pragma once
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -32,13 +34,14 @@
 #include <cstdint>
 #include <mutex>
 
-#include "../core/clock.hpp"
-#include "context.hpp"
-#include "records.hpp"
+#include "../core/ticks.hpp"
 #include "../engine/runtime.hpp"
-#include "../sample/sampler.hpp"
+#include "fiber_switch.hpp"
+#include "thread_registry.hpp"
+#include "transaction_ops.hpp"
 
 namespace spanprof::detail {
+
 
 // Fiber contexts handed out since the process began: the low bits of a fiber's ctx_id.
 inline constinit std::atomic<std::uint64_t> g_fiber_contexts_created{0};
@@ -105,7 +108,7 @@ inline void abandon_context(execution_context* ctx) noexcept {
 // The slow half of a switch: records it in the open transactions of both contexts, registers
 // the thread for a context that brings a transaction, arms the CPU timer. Out of line: the
 // common switch (no transaction on either side) never calls it.
-[[gnu::noinline, gnu::cold]] inline void note_switch(execution_context* from, execution_context* to) noexcept {
+inline void note_switch(execution_context* from, execution_context* to) noexcept {
   if (from == to) return;
   // One timestamp: `from` stops exactly when `to` starts. Read first: rdtsc takes about as long
   // as a bare fiber switch here, and the loads below can proceed while it completes.
@@ -129,16 +132,6 @@ inline void abandon_context(execution_context* ctx) noexcept {
   // switch to a scheduler): the handler disarms the timer the first time it fires outside a
   // transaction.
   if (rt != nullptr && to_active && rt->sampling_cpu.load(std::memory_order_relaxed)) rt->stack_sampler.arm_cpu_timer(true);
-}
-
-// ASYNC-SIGNAL-SAFE in its common path (two TLS loads, one store). Makes `to` the context
-// running on this thread (null: none). Call it when the thread starts running `to`, right
-// before or right after the jump to its stack.
-[[gnu::always_inline]] inline void switch_running_context(execution_context* to) noexcept {
-  execution_context* from = current_context();
-  set_current_context(to);
-  const int depths = (from != nullptr ? from->depth : 0) | (to != nullptr ? to->depth : 0);
-  if (depths != 0) [[unlikely]] note_switch(from, to);
 }
 
 // Gives a fiber's context back: makes sure no thread runs it (the caller's, if it still does),
@@ -167,6 +160,22 @@ inline void forget_parent_contexts_after_fork(runtime& rt) noexcept {
   rt.forget_parent_after_fork(t_thread_context);
   for (execution_context* ctx = rt.fiber_contexts; ctx != nullptr; ctx = ctx->registry_next) ctx->listed = false;
   rt.fiber_contexts = nullptr;
+}
+
+// With SIGPROF blocked while the two words change, if `ctx` runs here: this thread's handler
+// must see the old bounds or the new ones, never one of each.
+inline void set_context_stack(execution_context* ctx, stack_bounds bounds) noexcept {
+  if (ctx == nullptr) return;
+  if (current_context() != ctx) {
+    ctx->stack = bounds;
+    return;
+  }
+  sigset_t block, previous;
+  sigemptyset(&block);
+  sigaddset(&block, SIGPROF);
+  pthread_sigmask(SIG_BLOCK, &block, &previous);
+  ctx->stack = bounds;
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
 }  // namespace spanprof::detail
