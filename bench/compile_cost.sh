@@ -32,13 +32,13 @@ int handle_request(int n) {
   SPANPROF_TRANSACTION("handle_request");
   int sum = 0;
   {
-    SPANPROF_SPAN("work");
+    SPANPROF_SPAN("work", "loop");
     for (int i = 0; i < n; ++i) sum += i * i;
   }
   return sum;
 }'
 printf '#include <spanprof/spanprof.hpp>\n%s\n' "$body" >"$tmp/spanprof.cpp"
-printf '#include <atomic>\n#include <cstdint>\n#include <string>\n#include <string_view>\n#define SPANPROF_TRANSACTION(n)\n#define SPANPROF_SPAN(n)\n%s\n' \
+printf '#include <atomic>\n#include <cstdint>\n#include <string>\n#include <string_view>\n#define SPANPROF_TRANSACTION(n)\n#define SPANPROF_SPAN(o, d)\n%s\n' \
   "$body" >"$tmp/baseline.cpp"
 kinds=(spanprof baseline)
 declare -A flags=([spanprof]="-I$root/include" [baseline]="")
@@ -47,7 +47,7 @@ if [[ -f "$root/include/spanprof/engine.cpp" ]]; then
   kinds+=(engine) flags[engine]="-I$root/include"
 fi
 if [[ -n "${TRACY_PUBLIC:-}" ]]; then
-  printf '#include <tracy/Tracy.hpp>\n#define SPANPROF_TRANSACTION(n) ZoneScopedN(n)\n#define SPANPROF_SPAN(n) ZoneScopedN(n)\n%s\n' \
+  printf '#include <tracy/Tracy.hpp>\n#define SPANPROF_TRANSACTION(n) ZoneScopedN(n)\n#define SPANPROF_SPAN(o, d) ZoneScopedN(o)\n%s\n' \
     "$body" >"$tmp/tracy.cpp"
   kinds+=(tracy) flags[tracy]="-I$TRACY_PUBLIC -DTRACY_ENABLE"
 fi
