@@ -43,8 +43,9 @@ printf '#include <atomic>\n#include <cstdint>\n#include <string>\n#include <stri
 kinds=(spanprof baseline)
 declare -A flags=([spanprof]="-I$root/include" [baseline]="")
 if [[ -f "$root/include/spanprof/engine.cpp" ]]; then
-  cp "$root/include/spanprof/engine.cpp" "$tmp/engine.cpp"
-  kinds+=(engine) flags[engine]="-I$root/include"
+  # In place: it includes "spanprof.hpp" beside it.
+  ln -s "$root/include/spanprof/engine.cpp" "$tmp/engine.cpp"
+  kinds+=(engine) flags[engine]="-I$root/include -I$root/include/spanprof"
 fi
 if [[ -n "${TRACY_PUBLIC:-}" ]]; then
   printf '#include <tracy/Tracy.hpp>\n#define SPANPROF_TRANSACTION(n) ZoneScopedN(n)\n#define SPANPROF_SPAN(o, d) ZoneScopedN(o)\n%s\n' \
