@@ -6,8 +6,10 @@
 // console, "Something went wrong" in the page, no import within the timeout, and, with --strict,
 // on any console warning/error (speedscope's import warnings: unmatched E, overlapping slices, …).
 //
-//   usage: node speedscope-check-many.mjs [--strict] FILE...
-//   prints per file "OK: speedscope imported FILE" or "FAIL: FILE: reason" (plus "warning: FILE: …")
+//   usage: node speedscope-check-many.mjs [--strict] [--out DIR] FILE...
+//   prints per file "OK: speedscope imported FILE" or "FAIL: FILE: reason" (plus "warning: FILE: …");
+//   with --out, also writes file number I's verdict to DIR/I.speedscope: OK or FAIL, then the
+//   reasons and warnings, one a line (tools/check-lib.sh reads them)
 //   exit 0 when all imported, 1 when any failed, 2 on usage errors.
 // Modules (playwright-core, speedscope) resolve from SPANPROF_VALIDATORS_DIR (the folder where
 // `npm install` ran), else from the current directory: ESM ignores NODE_PATH.
@@ -17,7 +19,11 @@ import {createRequire} from 'node:module';
 
 const args = process.argv.slice(2);
 const strict = args.includes('--strict');
-const files = args.filter(a => a !== '--strict');
+const outIndex = args.indexOf('--out');
+const outDir = outIndex >= 0 ? args[outIndex + 1] : null;
+if (outIndex >= 0 && !outDir) { console.error('usage: --out needs a folder'); process.exit(2); }
+const files = args.filter((a, i) => a !== '--strict' && i !== outIndex && i !== outIndex + 1);
+if (outDir) fs.mkdirSync(outDir, {recursive: true});
 if (files.length === 0) { console.error('usage: node speedscope-check-many.mjs [--strict] FILE...'); process.exit(2); }
 for (const f of files) if (!fs.existsSync(f)) { console.error(`usage: no such file: ${f}`); process.exit(2); }
 
@@ -83,6 +89,8 @@ async function check(file, index) {
   fs.rmSync(loader, {force: true});
   for (const w of warnings) console.log(`warning: ${file}: ${w}`);
   if (strict && warnings.length) problems.push(`${warnings.length} import warning(s) and --strict given`);
+  if (outDir) fs.writeFileSync(path.join(outDir, `${index}.speedscope`),
+    [problems.length ? 'FAIL' : 'OK', ...problems.map(p => `FAIL: ${p}`), ...warnings.map(w => `warning: ${w}`)].join('\n'));
   if (problems.length) { for (const p of problems) console.log(`FAIL: ${file}: ${p}`); return false; }
   console.log(`OK: speedscope imported ${file}`);
   return true;
