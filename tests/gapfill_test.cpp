@@ -124,7 +124,7 @@ class scenario {
     return input_;
   }
 
-  gf::result run(const gf::config& cfg = {}) { return gf::run(input(), cfg); }
+  gf::filled_transaction run(const gf::config& cfg = {}) { return gf::run(input(), cfg); }
   [[nodiscard]] const std::vector<gf::frame>& frames() const { return frames_; }
 
   scenario() = default;
@@ -179,7 +179,7 @@ class scenario {
   gf::transaction_input input_;
 };
 
-std::vector<const gf::derived_span*> inferred_named(const gf::result& r, std::string_view function) {
+std::vector<const gf::derived_span*> inferred_named(const gf::filled_transaction& r, std::string_view function) {
   std::vector<const gf::derived_span*> out;
   for (const gf::derived_span& d : r.derived_spans) {
     if (d.kind != gf::derived_kind::gap && d.code_function == function) out.push_back(&d);
@@ -187,7 +187,7 @@ std::vector<const gf::derived_span*> inferred_named(const gf::result& r, std::st
   return out;
 }
 
-std::vector<const gf::derived_span*> of_kind(const gf::result& r, gf::derived_kind kind) {
+std::vector<const gf::derived_span*> of_kind(const gf::filled_transaction& r, gf::derived_kind kind) {
   std::vector<const gf::derived_span*> out;
   for (const gf::derived_span& d : r.derived_spans) {
     if (d.kind == kind) out.push_back(&d);
@@ -204,7 +204,7 @@ std::uint32_t span_index(const scenario& s, std::uint64_t id) {
 
 // gapfill.md §5.2's structural invariants, checked on any result: derived ⊆ gap ⊆ span,
 // children nested, siblings disjoint, weights conserved.
-void check_invariants(const gf::result& r, const gf::transaction_input& in) {
+void check_invariants(const gf::filled_transaction& r, const gf::transaction_input& in) {
   for (std::size_t i = 0; i < r.derived_spans.size(); ++i) {
     const gf::derived_span& d = r.derived_spans[i];
     INFO("derived span " << i << ": " << d.description);
@@ -334,7 +334,7 @@ struct shape {
   std::vector<gf::span_summary> spans;
   friend bool operator==(const shape&, const shape&) = default;
 };
-shape shape_of(const gf::result& r) { return {r.derived_spans, r.gaps, r.call_tree_nodes, r.contexts, r.spans}; }
+shape shape_of(const gf::filled_transaction& r) { return {r.derived_spans, r.gaps, r.call_tree_nodes, r.contexts, r.spans}; }
 
 }  // namespace
 
@@ -343,7 +343,7 @@ TEST_CASE("gapfill U1: the worked example — join_in_memory fills gap 1, serial
   SUBCASE("anchor frames found by the handler") { o.anchors = true; }
   SUBCASE("no anchors (libunwind): F found by its call site") { o.anchors = false; }
   scenario s = worked_example(o);
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   check_invariants(r, s.input());
   CHECK(r.counts.samples_placed == 20);
   CHECK(r.counts.skew_conflicts == 0);
@@ -425,7 +425,7 @@ TEST_CASE("gapfill U1: gap 0 with two different callees gets an `unexplained` ga
   example_options o;
   o.same_callee_in_gap0 = false;
   scenario s = worked_example(o);
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   check_invariants(r, s.input());
   CHECK(inferred_named(r, "parse_request").empty());  // one sample each: never a span
   CHECK(inferred_named(r, "authenticate").empty());
@@ -445,7 +445,7 @@ TEST_CASE("gapfill U2 / §3 no samples in a gap: gap span `uninstrumented, unsam
   example_options o;
   o.samples_in_gap1 = false;
   scenario s = worked_example(o);
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   check_invariants(r, s.input());
   CHECK(inferred_named(r, "join_in_memory").empty());
   const auto gaps = of_kind(r, gf::derived_kind::gap);
@@ -473,7 +473,7 @@ TEST_CASE("gapfill U3 / §3 gap shorter than Δ: no gap span, counted in short_g
   for (double t = 5; t < 50; t += 10) s.sample(ms(t), 0xC1, {f});
   s.sample(ms(52), s.root_id, {tiny, f});
   for (double t = 65; t < 100; t += 10) s.sample(ms(t), 0xC2, {f});
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   check_invariants(r, s.input());
   const std::uint32_t root = span_index(s, s.root_id);
   REQUIRE(r.spans[root].gap_count == 1);
@@ -498,7 +498,7 @@ TEST_CASE("gapfill U4 / §3 sample straddling a span edge: snapped to the adjace
   // The root was still the active span when the signal arrived, but the clock read is 0.5 µs
   // into db span 1 (C.begin + 0.5 µs): it belongs to the gap before C.
   s.sample(ms(20) + us(0.5), s.root_id, {parse, f});
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   check_invariants(r, s.input());
   CHECK(r.counts.boundary_snapped == 1);
   CHECK(r.counts.skew_conflicts == 0);
@@ -518,13 +518,13 @@ TEST_CASE("gapfill U4 / §3 sample straddling a span edge: snapped to the adjace
 
 TEST_CASE("gapfill U5 / §3 clock skew ε ≤ tol: output identical to ε = 0") {
   scenario reference = worked_example();
-  const gf::result expected = reference.run();
+  const gf::filled_transaction expected = reference.run();
   for (const std::int64_t skew : {us(50), -us(50), us(99)}) {
     CAPTURE(skew);
     example_options o;
     o.shift_ns = skew;
     scenario s = worked_example(o);
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     CHECK(r.counts.skew_conflicts == 0);
     CHECK(shape_of(r) == shape_of(expected));
   }
@@ -536,7 +536,7 @@ TEST_CASE("gapfill U5 / §3 clock skew ε > tol: ids decide, conflicts counted, 
   example_options o;
   o.shift_ns = ms(6);
   scenario s = worked_example(o);
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   check_invariants(r, s.input());
   CHECK(r.counts.skew_conflicts == 5);
   CHECK(r.counts.clock_suspect);  // 5 of 20 > 1 %
@@ -570,7 +570,7 @@ TEST_CASE("gapfill U6 / §3 fiber yields mid-span and resumes on another thread"
   for (double t = 5; t < 50; t += 10) s.sample(ms(t), s.root_id, {g, f});
   s.tid = 12;
   for (double t = 85; t < 150; t += 10) s.sample(ms(t), s.root_id, {g, f});
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   check_invariants(r, s.input());
   REQUIRE(r.contexts.size() == 1);
   CHECK(r.contexts[0].fiber);
@@ -608,7 +608,7 @@ TEST_CASE("gapfill U6 / §3 fiber: a neighbour across a suspension counts on-thr
     s.sample(ms(5 + 10 * k), s.root_id, {short_call, f});
   }
   for (double t = 82; t < 120; t += 10) s.sample(ms(t), s.root_id, {g, f});
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   check_invariants(r, s.input());
   const auto merged = inferred_named(r, "fetch_and_merge");
   REQUIRE(merged.size() == 1);
@@ -647,7 +647,7 @@ TEST_CASE("gapfill U7 / §3 transactions on two fibers of one thread see only th
   // Taken while switching from A to B: it goes nowhere.
   a.sample(ms(20), 0xA0, {wa, fa}).flags = gf::sample_flag_in_switch;
 
-  const gf::result ra = a.run();
+  const gf::filled_transaction ra = a.run();
   check_invariants(ra, a.input());
   CHECK(ra.counts.samples_placed == 8);
   CHECK(ra.counts.other_transaction_samples == 8);
@@ -662,7 +662,7 @@ TEST_CASE("gapfill U7 / §3 transactions on two fibers of one thread see only th
   scenario b = a;
   b.txn_id = 0xBBB;
   b.root_id = 0xB0;
-  const gf::result rb = b.run();
+  const gf::filled_transaction rb = b.run();
   check_invariants(rb, b.input());
   CHECK(rb.counts.samples_placed == 8);
   CHECK(rb.counts.other_transaction_samples == 9);  // A's eight, and A's switch sample
@@ -687,7 +687,7 @@ TEST_CASE("gapfill §3 nested transaction on the same ctx: its root covers the o
       s.sample(ms(t), s.root_id, {work, f});
     }
   }
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   check_invariants(r, s.input());
   CHECK(r.counts.other_transaction_samples == 3);
   const std::uint32_t root = span_index(s, s.root_id);
@@ -716,7 +716,7 @@ TEST_CASE("gapfill U8 / §3 spans left open at finish: auto-closed at txn.end, g
     for (std::size_t i = 0; i < s.samples.size(); ++i) {
       if (s.samples[i].t_ns > ms(140)) s.samples[i].span_id = db2_id;
     }
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     check_invariants(r, s.input());
     const std::uint32_t db2 = span_index(s, db2_id);
     CHECK(r.spans[db2].auto_closed_here);
@@ -733,7 +733,7 @@ TEST_CASE("gapfill U8 / §3 spans left open at finish: auto-closed at txn.end, g
     s.spans[2].end_ns = ms(200);
     s.spans[2].status = "deadline_exceeded";
     s.spans[2].auto_closed = true;
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     const std::uint32_t db2 = span_index(s, db2_id);
     CHECK_FALSE(r.spans[db2].auto_closed_here);
     CHECK(r.spans[db2].status == "deadline_exceeded");
@@ -754,7 +754,7 @@ TEST_CASE("gapfill §3 span ended on another ctx: excluded from cover and from f
     if (t > 40 && t < 50) s.sample(ms(t), 0xC2, {q, f});
     else s.sample(ms(t), t > 30 && t < 60 ? 0xC1 : s.root_id, {load, f});
   }
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   check_invariants(r, s.input());
   const std::uint32_t cross = span_index(s, 0xC1);
   CHECK(r.spans[cross].excluded);
@@ -793,7 +793,7 @@ TEST_CASE("gapfill U9 / §3 recursion: direct recursion is one span with recursi
     }
     s.sample(ms(45), s.root_id, {f, start});
     s.sample(ms(55), s.root_id, {f, start});
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     check_invariants(r, s.input());
     const auto walk = inferred_named(r, "walk");
     REQUIRE(walk.size() == 1);
@@ -821,7 +821,7 @@ TEST_CASE("gapfill U9 / §3 recursion: direct recursion is one span with recursi
       s.sample(ms(10 + 4 * k), s.root_id, stack);
     }
     gf::config cfg;
-    const gf::result r = s.run(cfg);
+    const gf::filled_transaction r = s.run(cfg);
     check_invariants(r, s.input());
     std::uint32_t deepest = 0;
     for (const gf::derived_span& d : r.derived_spans) deepest = std::max(deepest, d.depth);
@@ -844,7 +844,7 @@ TEST_CASE("gapfill U10 / §3 inlined frames: a derived span can name an inlined 
     s.remove_samples_if([](const gf::sample_input& x) { return x.t_ns > ms(60) && x.t_ns < ms(100); });
     // One pc in F's frame expands to three entries: parse_header ← parse_message ← F.
     for (double t = 65; t < 100; t += 10) s.sample(ms(t), s.root_id, {header, message, f, serve}, 0);
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     check_invariants(r, s.input());
     const auto parse = inferred_named(r, "parse_message");
     REQUIRE(parse.size() == 1);
@@ -864,7 +864,7 @@ TEST_CASE("gapfill U10 / §3 inlined frames: a derived span can name an inlined 
     s.remove_samples_if([](const gf::sample_input& x) { return x.t_ns > ms(60) && x.t_ns < ms(100); });
     // Physical frames: join, serve (with F inlined in it), main. F's frame address is serve's.
     for (double t = 65; t < 100; t += 10) s.sample(ms(t), s.root_id, {join, f_inlined, serve, main_fn}, 1);
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     check_invariants(r, s.input());
     const auto join_spans = inferred_named(r, "join_in_memory");
     REQUIRE(join_spans.size() == 1);
@@ -878,11 +878,11 @@ TEST_CASE("gapfill U10 / §3 inlined frames: a derived span can name an inlined 
 
 TEST_CASE("gapfill U11 / §3 sampler frames and __restore_rt never reach the output") {
   scenario plain = worked_example();
-  const gf::result expected = plain.run();
+  const gf::filled_transaction expected = plain.run();
   example_options o;
   o.handler_frames = true;
   scenario s = worked_example(o);
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   CHECK(shape_of(r) == shape_of(expected));
   CHECK(r.counts.self_frames_stripped == 20);  // the counter says they were there
   CHECK(expected.counts.self_frames_stripped == 0);
@@ -891,7 +891,7 @@ TEST_CASE("gapfill U11 / §3 sampler frames and __restore_rt never reach the out
 
 TEST_CASE("gapfill U12 / §3 out-of-order drain: same output for any order and batch split") {
   scenario ordered = worked_example();
-  const gf::result expected = ordered.run();
+  const gf::filled_transaction expected = ordered.run();
   std::uint64_t state = 12345;
   auto next = [&] {
     state = state * 6364136223846793005ull + 1442695040888963407ull;
@@ -913,7 +913,7 @@ TEST_CASE("gapfill U12 / §3 out-of-order drain: same output for any order and b
       shuffled.samples[i] = s.samples[delivered[i]];
       shuffled.stacks[i] = s.stacks[delivered[i]];
     }
-    const gf::result r = shuffled.run();
+    const gf::filled_transaction r = shuffled.run();
     CHECK(shape_of(r) == shape_of(expected));
     CHECK(r.counts == expected.counts);
     for (std::size_t i = 0; i < delivered.size(); ++i) CHECK(r.placements[i] == expected.placements[delivered[i]]);
@@ -926,7 +926,7 @@ TEST_CASE("gapfill U13 / §3 dropped samples: reason `samples dropped (n)`, runs
     o.samples_in_gap1 = false;
     scenario s = worked_example(o);
     s.drop_reports.push_back({s.tid, {{ms(65), s.ctx}, {ms(75), s.ctx}, {ms(85), s.ctx}, {ms(25), 999}}, 0});
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     const auto gaps = of_kind(r, gf::derived_kind::gap);
     REQUIRE(gaps.size() == 1);
     CHECK(gaps[0]->reason == gf::gap_reason::samples_dropped);
@@ -940,7 +940,7 @@ TEST_CASE("gapfill U13 / §3 dropped samples: reason `samples dropped (n)`, runs
     o.samples_in_gap1 = false;
     scenario s = worked_example(o);
     s.drop_reports.push_back({s.tid, {{ms(150), s.ctx}}, 7});
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     const auto gaps = of_kind(r, gf::derived_kind::gap);
     REQUIRE(gaps.size() == 1);
     CHECK(gaps[0]->samples_dropped == 7);
@@ -951,7 +951,7 @@ TEST_CASE("gapfill U13 / §3 dropped samples: reason `samples dropped (n)`, runs
     scenario s = worked_example();
     s.remove_samples_if([](const gf::sample_input& x) { return x.t_ns == ms(75) || x.t_ns == ms(85); });
     s.drop_reports.push_back({s.tid, {{ms(75), s.ctx}, {ms(85), s.ctx}}, 0});
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     check_invariants(r, s.input());
     const auto join = inferred_named(r, "join_in_memory");
     REQUIRE(join.size() == 1);
@@ -975,7 +975,7 @@ TEST_CASE("gapfill U14 / §3 very long transaction: nothing kept after 30 s, lat
     const bool in_b = t > 32'000 && t < 35'000;
     s.sample(ms(t), in_a ? 0xC1 : in_b ? 0xC2 : s.root_id, {work, f});
   }
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   check_invariants(r, s.input());
   CHECK(r.counts.samples_over_cap == 1000);
   CHECK(r.profile_cap_ns == ms(30'000));
@@ -1000,7 +1000,7 @@ TEST_CASE("gapfill U14 / §3 very long transaction: nothing kept after 30 s, lat
   SUBCASE("the sample-count cap alone") {
     gf::config cfg;
     cfg.max_samples_per_txn = 1500;
-    const gf::result capped = s.run(cfg);
+    const gf::filled_transaction capped = s.run(cfg);
     CHECK(capped.counts.samples_over_cap == 4000 - 1500);
     CHECK(capped.profile_cap_ns == ms(15'005));  // the 1501st sample's time
   }
@@ -1016,7 +1016,7 @@ TEST_CASE("gapfill U15 / §3 blocked, CPU mode: on-CPU time from weights, silent
   s.sample(ms(20), s.root_id, {crunch, f});
   s.sample(ms(50), s.root_id, {crunch, f}).weight = 2;  // two expirations merged into one signal
   s.sample(ms(80), s.root_id, {crunch, f});
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   check_invariants(r, s.input());
   const std::uint32_t root = span_index(s, s.root_id);
   const gf::gap_summary& busy = r.gaps[r.spans[root].first_gap];
@@ -1045,7 +1045,7 @@ TEST_CASE("gapfill U16: chain collapse — F→G→H→I with equal counts is on
   const std::uint32_t i = s.frame("I()", "/work/app/src/chain.cpp", 30);
   s.remove_samples_if([](const gf::sample_input& x) { return x.t_ns > ms(60) && x.t_ns < ms(100); });
   for (double t = 65; t < 100; t += 10) s.sample(ms(t), s.root_id, {i, h, g, f}, 3);
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   check_invariants(r, s.input());
   const auto spans = inferred_named(r, "G");
   REQUIRE(spans.size() == 1);
@@ -1063,7 +1063,7 @@ TEST_CASE("gapfill U17: G G G K G G G gives two G spans; K (one sample) is not e
   s.span(s.root_id, 0, 0, 70, "http.server", "GET /g");
   const std::vector<std::uint32_t> sequence{g, g, g, k, g, g, g};
   for (std::size_t n = 0; n < sequence.size(); ++n) s.sample(ms(5.0 + 10.0 * static_cast<double>(n)), s.root_id, {sequence[n], f});
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   check_invariants(r, s.input());
   const auto spans = inferred_named(r, "G");
   REQUIRE(spans.size() == 2);
@@ -1087,7 +1087,7 @@ TEST_CASE("gapfill §3 blocked in a syscall, wall mode: state=blocked, `blocked:
   s.remove_samples_if([](const gf::sample_input& x) { return x.t_ns > ms(60) && x.t_ns < ms(100); });
   SUBCASE("every sample in recv") {
     for (double t = 65; t < 100; t += 10) s.sample(ms(t), s.root_id, {recv, fetch, f});
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     const auto spans = inferred_named(r, "fetch_user");
     REQUIRE(spans.size() == 1);
     CHECK(spans[0]->state == gf::run_state::blocked);
@@ -1095,20 +1095,20 @@ TEST_CASE("gapfill §3 blocked in a syscall, wall mode: state=blocked, `blocked:
   }
   SUBCASE("glibc's internal alias names the public call") {
     for (double t = 65; t < 100; t += 10) s.sample(ms(t), s.root_id, {poll, fetch, f});
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     REQUIRE(inferred_named(r, "fetch_user").size() == 1);
     CHECK(inferred_named(r, "fetch_user")[0]->description == "blocked: poll \xE2\x86\x90 fetch_user (orders.cpp:118)");
   }
   SUBCASE("half blocked, half computing: mixed") {
     for (double t = 65; t < 100; t += 10) s.sample(ms(t), s.root_id, {t < 80 ? recv : hash, fetch, f});
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     REQUIRE(inferred_named(r, "fetch_user").size() == 1);
     CHECK(inferred_named(r, "fetch_user")[0]->state == gf::run_state::mixed);
     CHECK(inferred_named(r, "fetch_user")[0]->description == "fetch_user (orders.cpp:118)");
   }
   SUBCASE("an application function named read is not a system call") {
     for (double t = 65; t < 100; t += 10) s.sample(ms(t), s.root_id, {own_read, fetch, f});
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     REQUIRE(inferred_named(r, "fetch_user").size() == 1);
     CHECK(inferred_named(r, "fetch_user")[0]->state == gf::run_state::running);
   }
@@ -1131,7 +1131,7 @@ TEST_CASE("gapfill §3 unwind failure (TRUNCATED): sample kept, fallback trim, c
       s.samples[i].flags = gf::sample_flag_truncated;
     }
   }
-  const gf::result r = s.run();
+  const gf::filled_transaction r = s.run();
   check_invariants(r, s.input());
   CHECK(r.counts.truncated_samples == 2);
   CHECK(r.counts.unresolved_samples == 1);
@@ -1166,7 +1166,7 @@ TEST_CASE("gapfill §2.3 anchor trim: exact when F recurses through another func
   s.span(s.root_id, 0, 0, 40, "ui.render", "frame", "void render(const node&)", "../src/ui.cpp", 20);
   for (double t = 5; t < 40; t += 10) s.sample(ms(t), s.root_id, {paint, render_inner, layout, render_outer, main_fn}, 1);
   SUBCASE("anchor found: paint, called by the render that opened the span") {
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     const auto paint_spans = inferred_named(r, "paint");
     REQUIRE(paint_spans.size() == 1);
     CHECK(paint_spans[0]->description == "paint (ui.cpp:34)");
@@ -1175,7 +1175,7 @@ TEST_CASE("gapfill §2.3 anchor trim: exact when F recurses through another func
   }
   SUBCASE("no anchor (libunwind): the outermost render, as §2.3 step 3 says") {
     for (gf::sample_input& x : s.samples) x.anchor_idx = gf::anchor_unknown;
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     const auto layout_spans = inferred_named(r, "layout");
     REQUIRE(layout_spans.size() == 1);
     CHECK(layout_spans[0]->stack == "layout;render;paint");
@@ -1188,10 +1188,10 @@ TEST_CASE("gapfill §2.3 fallback: no call-site match, F is the end of the commo
     example_options o;
     o.anchors = false;
     scenario expected_scenario = worked_example(o);
-    const gf::result expected = expected_scenario.run();
+    const gf::filled_transaction expected = expected_scenario.run();
     scenario s = worked_example(o);
     for (gf::span_input& span : s.spans) span.callsite_function = "auto handle_orders(int)::<lambda()>";
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     CHECK(r.derived_spans == expected.derived_spans);
     // The root's samples (and its descendants') diverge below F: trimmed there. Each db span's
     // own samples are all one stack, so for them F cannot be told apart: untrimmed, flagged.
@@ -1208,7 +1208,7 @@ TEST_CASE("gapfill §2.3 fallback: no call-site match, F is the end of the commo
     const std::uint32_t main_fn = s.frame("main", "/work/app/src/main.cpp", 3);
     s.span(s.root_id, 0, 0, 40, "http.server", "GET /g", "lambda");
     for (double t = 5; t < 40; t += 10) s.sample(ms(t), s.root_id, {g, f, main_fn});
-    const gf::result r = s.run();
+    const gf::filled_transaction r = s.run();
     check_invariants(r, s.input());
     CHECK(r.counts.low_confidence_trims == 4);
     CHECK(r.placements[0].low_confidence_trim);
@@ -1225,7 +1225,7 @@ TEST_CASE("gapfill §2.5 limits: min_samples, min_duration_ns, max_inferred_span
   SUBCASE("min_samples = 5 keeps only serialize_response (6 samples)") {
     gf::config cfg;
     cfg.min_samples = 5;
-    const gf::result r = s.run(cfg);
+    const gf::filled_transaction r = s.run(cfg);
     check_invariants(r, s.input());
     CHECK(of_kind(r, gf::derived_kind::inferred).size() == 1);
     CHECK(inferred_named(r, "serialize_response").size() == 1);
@@ -1233,14 +1233,14 @@ TEST_CASE("gapfill §2.5 limits: min_samples, min_duration_ns, max_inferred_span
   SUBCASE("min_duration_ns = 50 ms keeps only serialize_response (60 ms)") {
     gf::config cfg;
     cfg.min_duration_ns = ms(50);
-    const gf::result r = s.run(cfg);
+    const gf::filled_transaction r = s.run(cfg);
     CHECK(of_kind(r, gf::derived_kind::inferred).size() == 1);
     CHECK(inferred_named(r, "serialize_response").size() == 1);
   }
   SUBCASE("max_inferred_spans = 2 drops the shortest, its weight unresolved in its gap") {
     gf::config cfg;
     cfg.max_inferred_spans = 2;
-    const gf::result r = s.run(cfg);
+    const gf::filled_transaction r = s.run(cfg);
     check_invariants(r, s.input());
     CHECK(r.counts.inferred_spans_over_cap == 1);
     CHECK(inferred_named(r, "parse_request").empty());  // 20 ms, the shortest
@@ -1250,7 +1250,7 @@ TEST_CASE("gapfill §2.5 limits: min_samples, min_duration_ns, max_inferred_span
   SUBCASE("fill_leaf_spans fills the db spans too") {
     gf::config cfg;
     cfg.fill_leaf_spans = true;
-    const gf::result r = s.run(cfg);
+    const gf::filled_transaction r = s.run(cfg);
     check_invariants(r, s.input());
     const auto query = inferred_named(r, "db::query");
     REQUIRE(query.size() == 2);
@@ -1508,7 +1508,7 @@ struct accuracy {
   [[nodiscard]] double duration() const { return detectable_matched == 0 ? 1.0 : static_cast<double>(duration_ok) / static_cast<double>(detectable_matched); }
 };
 
-void score(simulated& sim, const gf::result& r, accuracy& acc) {
+void score(simulated& sim, const gf::filled_transaction& r, accuracy& acc) {
   const scenario& s = sim.s;
   const std::int64_t delta = s.interval_ns;
   const std::uint32_t root = span_index(s, s.root_id);
@@ -1558,13 +1558,13 @@ void score(simulated& sim, const gf::result& r, accuracy& acc) {
 TEST_CASE("gapfill §5.4 randomized accuracy: precision and recall of gap attribution ≥ 0.95") {
   for (const gf::sample_mode mode : {gf::sample_mode::wall, gf::sample_mode::cpu}) {
     accuracy acc;
-    gf::engine engine;  // reused across transactions, as the collector does
-    gf::result r;
+    gf::gap_filler filler;  // reused across transactions, as the collector does
+    gf::filled_transaction r;
     const gf::config cfg;
     for (std::uint64_t seed = 1; seed <= 200; ++seed) {
       CAPTURE(seed);
       simulated sim = simulate(seed * 7919 + (mode == gf::sample_mode::cpu ? 1'000'000 : 0), mode);
-      engine.run(sim.s.input(), cfg, r);
+      filler.run(sim.s.input(), cfg, r);
       check_invariants(r, sim.s.input());
       score(sim, r, acc);
       if (seed % 4 == 0) {
@@ -1572,7 +1572,7 @@ TEST_CASE("gapfill §5.4 randomized accuracy: precision and recall of gap attrib
         scenario reversed = sim.s;
         std::reverse(reversed.samples.begin(), reversed.samples.end());
         std::reverse(reversed.stacks.begin(), reversed.stacks.end());
-        const gf::result again = reversed.run(cfg);
+        const gf::filled_transaction again = reversed.run(cfg);
         CHECK(shape_of(again) == shape_of(r));
       }
     }

@@ -38,7 +38,7 @@ struct transaction_analysis {
   std::vector<std::uint32_t> stack_frames;
   std::vector<std::uint32_t> stack_begin;
   std::vector<debug_image> images;  // the modules the stacks touch, for Sentry's debug_meta
-  gapfill::result gaps;
+  gapfill::filled_transaction gaps;
 
   [[nodiscard]] std::span<const std::uint32_t> stack_of(std::size_t sample) const noexcept {
     return {stack_frames.data() + stack_begin[sample], stack_begin[sample + 1] - stack_begin[sample]};
@@ -186,7 +186,7 @@ class transaction_analyzer {
     input.contexts = contexts_;
     gf::config cfg;
     cfg.max_samples_per_txn = 0;  // the collector already capped them
-    engine_.run(input, cfg, out.gaps);
+    gap_filler_.run(input, cfg, out.gaps);
   }
 
  private:
@@ -222,7 +222,7 @@ class transaction_analyzer {
   }
 
   symbolizer symbolizer_;
-  gapfill::engine engine_;
+  gapfill::gap_filler gap_filler_;
   std::vector<gapfill::on_thread_interval> on_thread_;
   std::vector<gapfill::context_input> contexts_;
   std::unordered_map<std::string, std::uint32_t> frame_index_;
