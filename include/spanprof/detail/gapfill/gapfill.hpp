@@ -4,7 +4,7 @@
 // A pure function of its input: the span tree and the samples of one finished transaction
 // (stacks already symbolized into a frame table) go in; derived spans, gap summaries and one call
 // tree per gap come out. Nothing here reads a clock, a signal, a thread or the runtime, so the
-// tests feed it hand-built input (tests/gapfill_test.cpp) and the output is the same for any
+// tests feed it hand-built input (tests/gapfill_*_test.cpp) and the output is the same for any
 // order in which the collector drained the samples.
 //
 // NOT ASYNC-SIGNAL-SAFE: allocates its result and scratch buffers. Runs on the collector thread.
