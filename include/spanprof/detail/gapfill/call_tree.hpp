@@ -2,16 +2,12 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <span>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
 
 #include "gap_filler.hpp"
-#include "names.hpp"
 
 namespace spanprof::detail::gapfill {
 

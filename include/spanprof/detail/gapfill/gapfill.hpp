@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 
 #include "call_tree.hpp"
 #include "derived_spans.hpp"

@@ -2,17 +2,9 @@
 // span, and the call trees copied out.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
-#include <limits>
-#include <span>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
 
 #include "gap_filler.hpp"
-#include "names.hpp"
 
 namespace spanprof::detail::gapfill {
 
