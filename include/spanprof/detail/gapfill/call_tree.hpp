@@ -63,6 +63,60 @@ inline void gap_filler::close_runs(std::uint32_t from_depth, std::uint32_t last_
   open_len_ = std::min(open_len_, from_depth);
 }
 
+// Misra–Gries: count the line, or take a free slot, or decrement every slot. A few slots per
+// node find its hottest lines in one pass without a map per node.
+inline void gap_filler::tally_self_line(scratch::tree_node& node, std::uint32_t line, std::uint64_t weight) noexcept {
+  using namespace scratch;
+  for (line_tally& t : node.self_lines) {
+    if (t.weight != 0 && t.line == line) {
+      t.weight += weight;
+      return;
+    }
+  }
+  for (line_tally& t : node.self_lines) {
+    if (t.weight == 0) {
+      t = {line, weight};
+      return;
+    }
+  }
+  for (line_tally& t : node.self_lines) t.weight = t.weight > weight ? t.weight - weight : 0;
+}
+
+inline void gap_filler::sum_node_totals(const scratch::gap_state& g) {
+  // Totals bottom-up: children always come after their parent.
+  for (std::uint32_t n = g.node_first; n < g.node_first + g.node_count; ++n) nodes_[n].total_weight = nodes_[n].self_weight;
+  for (std::uint32_t n = g.node_first + g.node_count; n-- > g.node_first + 1;) {
+    nodes_[nodes_[n].parent].total_weight += nodes_[n].total_weight;
+  }
+}
+
+inline void gap_filler::order_run_records(scratch::gap_state& g) {
+  using namespace scratch;
+  // Children of each record, in time order: bucket k holds the children of record k, the last
+  // bucket the top-level records.
+  const std::uint32_t record_count = static_cast<std::uint32_t>(records_.size()) - gap_record_first_;
+  auto bucket_of = [&](std::uint32_t r) { return records_[r].parent == no_index ? record_count : records_[r].parent - gap_record_first_; };
+  scratch_counts_.assign(record_count + 2, 0);
+  for (std::uint32_t r = gap_record_first_; r < records_.size(); ++r) ++scratch_counts_[bucket_of(r) + 1];
+  for (std::uint32_t k = 0; k <= record_count; ++k) scratch_counts_[k + 1] += scratch_counts_[k];
+  record_children_.resize(record_count);
+  for (std::uint32_t k = 0; k < record_count; ++k) {
+    records_[gap_record_first_ + k].child_first = scratch_counts_[k];
+    records_[gap_record_first_ + k].child_count = scratch_counts_[k + 1] - scratch_counts_[k];
+  }
+  const std::uint32_t top_first = scratch_counts_[record_count];
+  const std::uint32_t top_end = scratch_counts_[record_count + 1];
+  for (std::uint32_t r = gap_record_first_; r < records_.size(); ++r) record_children_[scratch_counts_[bucket_of(r)]++] = r;
+  auto by_time = [&](std::uint32_t a, std::uint32_t b) { return records_[a].first_pos < records_[b].first_pos; };
+  for (std::uint32_t k = 0; k < record_count; ++k) {
+    const run_record& r = records_[gap_record_first_ + k];
+    std::sort(record_children_.begin() + r.child_first, record_children_.begin() + r.child_first + r.child_count, by_time);
+  }
+  std::sort(record_children_.begin() + top_first, record_children_.begin() + top_end, by_time);
+  g.derived_first = top_first;  // the top-level list, until emit_gap() reuses these fields
+  g.derived_count = top_end - top_first;
+}
+
 // §2.4: the call tree of a gap from its trimmed stacks (root = F), and its runs. Each stack is
 // walked from F towards the leaf, collapsing direct recursion; while it agrees with the path
 // of the previous sample nothing is looked up, so a steady stack costs a comparison per frame.
@@ -210,62 +264,15 @@ inline void gap_filler::build_gap(std::uint32_t gap) {
     path[run_depth - 1].self_weight += w.weight;
     tree_node& ln = nodes_[leaf_node];
     ln.self_weight += w.weight;
-    const std::uint32_t line = info[entries[leaf]].line;
-    // Misra–Gries: count the line, or take a free slot, or decrement every slot.
-    bool counted = false;
-    for (line_tally& t : ln.self_lines) {
-      if (t.weight != 0 && t.line == line) {
-        t.weight += w.weight;
-        counted = true;
-        break;
-      }
-    }
-    if (!counted) {
-      for (line_tally& t : ln.self_lines) {
-        if (t.weight == 0) {
-          t = {line, w.weight};
-          counted = true;
-          break;
-        }
-      }
-    }
-    if (!counted) {
-      for (line_tally& t : ln.self_lines) t.weight = t.weight > w.weight ? t.weight - w.weight : 0;
-    }
+    tally_self_line(ln, info[entries[leaf]].line, w.weight);
     last_resolved = pos;
     any_resolved = true;
   }
   if (any_resolved) close_runs(0, last_resolved);
   open_len_ = 0;
   g.node_count = static_cast<std::uint32_t>(nodes_.size()) - g.node_first;
-  // Totals bottom-up: children always come after their parent.
-  for (std::uint32_t n = g.node_first; n < g.node_first + g.node_count; ++n) nodes_[n].total_weight = nodes_[n].self_weight;
-  for (std::uint32_t n = g.node_first + g.node_count; n-- > g.node_first + 1;) {
-    nodes_[nodes_[n].parent].total_weight += nodes_[n].total_weight;
-  }
-  // Children of each record, in time order: bucket k holds the children of record k, the last
-  // bucket the top-level records.
-  const std::uint32_t record_count = static_cast<std::uint32_t>(records_.size()) - gap_record_first_;
-  auto bucket_of = [&](std::uint32_t r) { return records_[r].parent == no_index ? record_count : records_[r].parent - gap_record_first_; };
-  scratch_counts_.assign(record_count + 2, 0);
-  for (std::uint32_t r = gap_record_first_; r < records_.size(); ++r) ++scratch_counts_[bucket_of(r) + 1];
-  for (std::uint32_t k = 0; k <= record_count; ++k) scratch_counts_[k + 1] += scratch_counts_[k];
-  record_children_.resize(record_count);
-  for (std::uint32_t k = 0; k < record_count; ++k) {
-    records_[gap_record_first_ + k].child_first = scratch_counts_[k];
-    records_[gap_record_first_ + k].child_count = scratch_counts_[k + 1] - scratch_counts_[k];
-  }
-  const std::uint32_t top_first = scratch_counts_[record_count];
-  const std::uint32_t top_end = scratch_counts_[record_count + 1];
-  for (std::uint32_t r = gap_record_first_; r < records_.size(); ++r) record_children_[scratch_counts_[bucket_of(r)]++] = r;
-  auto by_time = [&](std::uint32_t a, std::uint32_t b) { return records_[a].first_pos < records_[b].first_pos; };
-  for (std::uint32_t k = 0; k < record_count; ++k) {
-    const run_record& r = records_[gap_record_first_ + k];
-    std::sort(record_children_.begin() + r.child_first, record_children_.begin() + r.child_first + r.child_count, by_time);
-  }
-  std::sort(record_children_.begin() + top_first, record_children_.begin() + top_end, by_time);
-  g.derived_first = top_first;  // the top-level list, until emit_gap() reuses these fields
-  g.derived_count = top_end - top_first;
+  sum_node_totals(g);
+  order_run_records(g);
 }
 
 inline std::uint32_t gap_filler::hottest_line(std::uint32_t node, bool self_only) const {

@@ -58,6 +58,9 @@ class gap_filler {
     return in_->samples[w.input].stack;
   }
   std::uint32_t child_of(std::uint32_t parent, std::uint32_t fkey, std::uint32_t caller_line, std::uint32_t frame, std::uint32_t caller_frame, std::uint32_t depth);
+  static void tally_self_line(scratch::tree_node& node, std::uint32_t line, std::uint64_t weight) noexcept;
+  void sum_node_totals(const scratch::gap_state& g);
+  void order_run_records(scratch::gap_state& g);
   void close_runs(std::uint32_t from_depth, std::uint32_t last_pos);
   std::uint32_t ensure_record(scratch::path_entry& e);
   [[nodiscard]] std::uint32_t hottest_line(std::uint32_t node, bool self_only = false) const;
