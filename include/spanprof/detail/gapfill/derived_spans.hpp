@@ -28,25 +28,12 @@ inline std::string gap_filler::call_site_text(std::uint32_t caller_frame) const 
   return out;
 }
 
-// §2.5: one run → one candidate derived span (with its chain collapsed), then its children.
-// Returns the candidate index, or no_index when the run is not a span.
-inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t record, std::uint32_t level, std::uint32_t parent_candidate, std::uint64_t& emitted_weight,
-                                      std::int64_t& sibling_end) {
+// Neighbours of a run: the resolved samples of the gap around it, else the context's samples
+// around the gap (unresolved ones say nothing about which function ran). nullptr where none.
+inline std::pair<const scratch::work_sample*, const scratch::work_sample*> gap_filler::run_neighbours(
+    std::uint32_t gap, const scratch::run_record& top, const scratch::work_sample& first) const noexcept {
   using namespace scratch;
-  if (level > cfg_->max_inferred_depth) return no_index;
-  const run_record& top = records_[record];
-  const gap_summary& gs = out_->gaps[gap];
   const gap_state& g = gap_states_[gap];
-  const ctx_state& c = ctxs_[spans_[gs.span_index].ctx];
-  const std::int64_t delta = c.interval_ns;
-  const std::int64_t tol = cfg_->skew_tolerance_ns;
-  const std::uint32_t count = count_between(top.first_pos, top.last_pos);  // ≥ min_samples: see close_runs
-  const work_sample& first = gap_sample(gap, top.first_pos);
-  const work_sample& last = gap_sample(gap, top.last_pos);
-  const std::int64_t ta = first.placed_t;
-  const std::int64_t tb = last.placed_t;
-  // Neighbours: the resolved samples of the gap around the run, else the context's samples
-  // around the gap (unresolved ones say nothing about which function ran).
   const work_sample* previous = nullptr;
   for (std::uint32_t pos = top.first_pos; pos-- > 0 && previous == nullptr;) {
     if ((gap_sample(gap, pos).bits & work_resolved) != 0) previous = &gap_sample(gap, pos);
@@ -63,22 +50,42 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
     const std::uint32_t last_work = gap_order_[g.sample_first + g.sample_count - 1];
     if (last_work + 1 < work_.size() && work_[last_work + 1].ctx == first.ctx) next = &work_[last_work + 1];
   }
-  const std::int64_t tp = previous != nullptr ? previous->placed_t : minus_infinity;
-  const std::int64_t tn = next != nullptr ? next->placed_t : plus_infinity;
-  // begin_est = max(g0, ta − Δ/2, (tp + ta)/2), measured in on-thread time so a suspension
-  // between tp and ta does not stretch the estimate.
-  // (A neighbour clamped into this gap by a skew conflict can sit past ta or tb: no window.)
+  return {previous, next};
+}
+
+// §2.5: one run → one candidate derived span (with its chain collapsed), then its children.
+// Returns the candidate index, or no_index when the run is not a span.
+inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t record, std::uint32_t level, std::uint32_t parent_candidate, std::uint64_t& emitted_weight,
+                                      std::int64_t& sibling_end) {
+  using namespace scratch;
+  if (level > cfg_->max_inferred_depth) return no_index;
+  const run_record& top = records_[record];
+  const gap_summary& gs = out_->gaps[gap];
+  const ctx_state& c = ctxs_[spans_[gs.span_index].ctx];
+  const std::int64_t delta = c.interval_ns;
+  const std::int64_t tol = cfg_->skew_tolerance_ns;
+  const std::uint32_t count = count_between(top.first_pos, top.last_pos);  // ≥ min_samples: see close_runs
+  const work_sample& first = gap_sample(gap, top.first_pos);
+  const work_sample& last = gap_sample(gap, top.last_pos);
+  const std::int64_t first_t = first.placed_t;
+  const std::int64_t last_t = last.placed_t;
+  const auto [previous, next] = run_neighbours(gap, top, first);
+  const std::int64_t previous_t = previous != nullptr ? previous->placed_t : minus_infinity;
+  const std::int64_t next_t = next != nullptr ? next->placed_t : plus_infinity;
+  // begin_est = max(g0, first_t − Δ/2, (previous_t + first_t)/2), measured in on-thread time so a suspension
+  // between previous_t and first_t does not stretch the estimate.
+  // (A neighbour clamped into this gap by a skew conflict can sit past first_t or last_t: no window.)
   const std::int64_t half = delta / 2;
-  const std::int64_t before = tp == minus_infinity ? half : std::clamp<std::int64_t>(((ta - tp) - suspended_within(c, tp, ta)) / 2, 0, half);
-  const std::int64_t after = tn == plus_infinity ? half : std::clamp<std::int64_t>(((tn - tb) - suspended_within(c, tb, tn)) / 2, 0, half);
+  const std::int64_t before = previous_t == minus_infinity ? half : std::clamp<std::int64_t>(((first_t - previous_t) - suspended_within(c, previous_t, first_t)) / 2, 0, half);
+  const std::int64_t after = next_t == plus_infinity ? half : std::clamp<std::int64_t>(((next_t - last_t) - suspended_within(c, last_t, next_t)) / 2, 0, half);
   std::int64_t lower = gs.begin_ns;
   std::int64_t upper = gs.end_ns;
   if (parent_candidate != no_index) {
     lower = std::max(lower, candidates_[parent_candidate].span.begin_ns);
     upper = std::min(upper, candidates_[parent_candidate].span.end_ns);
   }
-  std::int64_t begin = std::max(gs.begin_ns, wall_before(c, ta, before));
-  std::int64_t end = std::min(gs.end_ns, wall_after(c, tb, after));
+  std::int64_t begin = std::max(gs.begin_ns, wall_before(c, first_t, before));
+  std::int64_t end = std::min(gs.end_ns, wall_after(c, last_t, after));
   // Within the clock tolerance of the gap's (exact, instrumented) edge, the edge is the better
   // estimate: this also makes a skew ε ≤ tol leave the output unchanged (§3).
   if (begin - gs.begin_ns <= tol) begin = gs.begin_ns;
@@ -118,13 +125,13 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
   d.tid = first.tid;
   d.begin_ns = begin;
   d.end_ns = end;
-  // Bounds: the truth begin lies after tp, the last sample without the function, and the end
-  // before tn. gapfill.md also takes ta − Δ and tb + Δ, which hold only for perfectly regular
+  // Bounds: the truth begin lies after previous_t, the last sample without the function, and the end
+  // before next_t. gapfill.md also takes first_t − Δ and last_t + Δ, which hold only for perfectly regular
   // samples: with jitter up to Δ/4 the neighbour can be 1.5Δ away, and a drop, a late ticker or
   // (CPU mode) a blocked thread leaves a longer hole in which the call may have started.
-  d.begin_lo_ns = std::min(begin, std::max(gs.begin_ns, tp));
-  d.end_hi_ns = std::max(end, std::min(gs.end_ns, tn));
-  d.duration_min_ns = tb - ta;
+  d.begin_lo_ns = std::min(begin, std::max(gs.begin_ns, previous_t));
+  d.end_hi_ns = std::max(end, std::min(gs.end_ns, next_t));
+  d.duration_min_ns = last_t - first_t;
   d.duration_error_ns = delta;
   d.sample_count = count;
   d.sample_weight = weight_between(top.first_pos, top.last_pos);
@@ -149,7 +156,7 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
   if (c.drop_count != 0) {
     const auto drops_first = drop_times_.begin() + c.drop_first;
     const auto drops_last = drops_first + c.drop_count;
-    d.merged_over_drop = std::upper_bound(drops_first, drops_last, ta) != std::lower_bound(drops_first, drops_last, tb);
+    d.merged_over_drop = std::upper_bound(drops_first, drops_last, first_t) != std::lower_bound(drops_first, drops_last, last_t);
     if (d.merged_over_drop) ++out_->counts.merged_over_drop;
   }
   d.call_tree_node = top.node;  // internal index until output_trees()

@@ -61,6 +61,8 @@ class gap_filler {
   static void tally_self_line(scratch::tree_node& node, std::uint32_t line, std::uint64_t weight) noexcept;
   void sum_node_totals(const scratch::gap_state& g);
   void order_run_records(scratch::gap_state& g);
+  [[nodiscard]] std::pair<const scratch::work_sample*, const scratch::work_sample*> run_neighbours(
+      std::uint32_t gap, const scratch::run_record& top, const scratch::work_sample& first) const noexcept;
   void close_runs(std::uint32_t from_depth, std::uint32_t last_pos);
   std::uint32_t ensure_record(scratch::path_entry& e);
   [[nodiscard]] std::uint32_t hottest_line(std::uint32_t node, bool self_only = false) const;
