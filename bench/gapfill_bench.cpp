@@ -7,7 +7,7 @@
 // with a 40-deep call chain whose leaf varies from sample to sample; in a db span, the driver's
 // chain), stored in one buffer of frame ids as a collector would fill it. Each of the 1,332 filled gaps (333 of the root, 3 in each of the 333 middle spans)
 // holds one planted function. Each iteration is one
-// engine::run() into a reused result, as the collector does: sort (or the check that none is
+// gap_filler::run() into a reused filled_transaction, as the collector does: sort (or the check that none is
 // needed), assignment, trimming, call trees, runs, derived spans, gap spans, labels.
 //   drained/anchors     samples in drain order, anchor indexes known (frame pointers)
 //   drained/no_anchors  in drain order, anchors unknown (libunwind): F found by its call site
@@ -68,7 +68,7 @@ class profile {
   [[nodiscard]] const gf::config& cfg() const { return cfg_; }
 
   // Every filled gap has exactly one top-level derived span, naming the function planted there.
-  [[nodiscard]] static bool result_is_right(const gf::result& r) {
+  [[nodiscard]] static bool result_is_right(const gf::filled_transaction& r) {
     constexpr std::size_t filled_gaps = mid_span_count + 3 * mid_span_count;
     std::size_t filled = 0;
     for (const gf::gap_summary& g : r.gaps) filled += g.filled ? 1 : 0;
@@ -254,9 +254,9 @@ class profile {
 
 void run_case(benchmark::State& state, bool anchors, bool shuffled) {
   const profile p(anchors, shuffled);
-  gf::engine engine;
-  gf::result result;
-  engine.run(p.input(), p.cfg(), result);
+  gf::gap_filler filler;
+  gf::filled_transaction result;
+  filler.run(p.input(), p.cfg(), result);
   if (!profile::result_is_right(result)) {
     state.SkipWithError("wrong gap-filling result: not timing it");
     std::size_t top_level = 0;
@@ -267,7 +267,7 @@ void run_case(benchmark::State& state, bool anchors, bool shuffled) {
     std::exit(1);
   }
   for (auto _ : state) {
-    engine.run(p.input(), p.cfg(), result);
+    filler.run(p.input(), p.cfg(), result);
     benchmark::DoNotOptimize(result.derived_spans.data());
     benchmark::ClobberMemory();
   }

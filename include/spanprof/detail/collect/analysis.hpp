@@ -160,7 +160,7 @@ class transaction_analyzer {
     input.contexts = contexts_;
     gf::config cfg;
     cfg.max_samples_per_txn = 0;  // the collector already capped them
-    engine_.run(input, cfg, out.gaps);
+    gap_filler_.run(input, cfg, out.gaps);
   }
 
  private:
@@ -196,7 +196,7 @@ class transaction_analyzer {
   }
 
   symbolizer symbolizer_;
-  gapfill::engine engine_;
+  gapfill::gap_filler gap_filler_;
   std::vector<gapfill::on_thread_interval> on_thread_;
   std::vector<gapfill::context_input> contexts_;
   std::unordered_map<std::string, std::uint32_t> frame_index_;

@@ -43,7 +43,7 @@ struct transaction_analysis {
   std::vector<std::uint32_t> stack_frames;
   std::vector<std::uint32_t> stack_begin;
   std::vector<debug_image> images;  // the modules the stacks touch, for Sentry's debug_meta
-  gapfill::result gaps;
+  gapfill::filled_transaction gaps;
 
   [[nodiscard]] std::span<const std::uint32_t> stack_of(std::size_t sample) const noexcept {
     return {stack_frames.data() + stack_begin[sample], stack_begin[sample + 1] - stack_begin[sample]};

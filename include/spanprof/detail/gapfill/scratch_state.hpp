@@ -1,0 +1,169 @@
+// spanprof gapfill: the per-transaction records the phases build and hand on (frames, spans,
+// contexts, gaps, work samples, tree nodes, runs, candidate spans).
+#pragma once
+
+#include <cstdint>
+
+#include "input.hpp"
+
+namespace spanprof::detail::gapfill {
+
+namespace scratch {
+
+enum frame_bits : std::uint8_t {
+  frame_internal = 1u << 0,    // spanprof or signal delivery: stripped from the leaf side
+  frame_blocking = 1u << 1,    // a blocking libc entry
+  frame_inlined = 1u << 2,
+};
+
+struct frame_info {
+  std::uint32_t fkey = 0;  // function identity: (module, file, display name)
+  std::uint32_t line = 0;
+  std::uint8_t bits = 0;
+};
+
+struct function_info {
+  std::string_view display;
+  std::string_view match;
+  std::string_view file;
+  std::string_view module;
+  std::string_view blocking;  // blocking_call(display)
+  std::uint64_t last_hash = 0;
+  std::uint32_t first_frame = 0;
+};
+
+struct interval {
+  std::int64_t begin = 0;
+  std::int64_t end = 0;
+};
+
+struct span_state {
+  std::uint32_t parent = no_index;
+  std::uint32_t owner = no_index;  // itself, or the nearest ancestor that is not excluded
+  std::uint32_t ctx = 0;
+  std::int64_t begin = 0;
+  std::int64_t end = 0;
+  bool excluded = false;
+  bool nested = false;
+  bool filled = false;
+  bool has_child = false;
+  std::uint32_t first_gap = 0;
+  std::uint32_t gap_count = 0;
+  std::uint32_t match_first = 0;  // fkeys matching its call site, in gap_filler::span_matches_
+  std::uint32_t match_count = 0;
+  // Longest common root-side prefix of the stacks of it and its descendants (§2.3 fallback).
+  std::uint32_t lcp_sample = no_index;  // a work sample holding the prefix
+  std::uint32_t lcp_length = 0;
+  bool lcp_distinct = false;  // at least two different stacks
+};
+
+struct ctx_state {
+  std::uint64_t id = 0;
+  bool fiber = false;
+  std::uint32_t suspended_first = 0;  // suspended intervals within the transaction, sorted
+  std::uint32_t suspended_count = 0;
+  std::uint32_t drop_first = 0;  // sorted drop times, in gap_filler::drop_times_
+  std::uint32_t drop_count = 0;
+  std::uint32_t tid_first = 0;  // threads it ran on, in gap_filler::ctx_tids_
+  std::uint32_t tid_count = 0;
+  std::int64_t interval_ns = 0;
+  std::uint32_t sample_count = 0;
+};
+
+struct gap_state {
+  std::uint32_t sample_first = 0;  // its samples in gap_filler::gap_order_, in time order
+  std::uint32_t sample_count = 0;
+  std::uint32_t suspended_first = 0;  // its suspended segments in gap_filler::gap_suspended_
+  std::uint32_t suspended_count = 0;
+  std::uint32_t derived_first = 0;  // its candidates in gap_filler::candidates_
+  std::uint32_t derived_count = 0;
+  std::uint32_t node_first = 0;  // its tree in gap_filler::nodes_ (first is a virtual root)
+  std::uint32_t node_count = 0;
+};
+
+enum work_bits : std::uint8_t {
+  work_resolved = 1u << 0,
+  work_blocked = 1u << 1,
+  work_anchor_usable = 1u << 2,
+  work_low_confidence = 1u << 4,
+  work_truncated = 1u << 5,
+  work_placed = 1u << 6,
+};
+
+struct work_sample {
+  std::int64_t t = 0;
+  std::int64_t placed_t = 0;
+  std::uint64_t seq = 0;
+  std::uint32_t input = 0;
+  std::uint32_t ctx = 0;
+  std::uint32_t span = 0;  // after redirection to the owner of an excluded span
+  std::uint32_t gap = no_index;
+  std::uint32_t tid = 0;
+  std::uint32_t weight = 1;
+  std::uint16_t leaf_skip = 0;
+  std::uint16_t root_pos = 0;  // leaf-first index of F; valid if resolved
+  std::uint8_t bits = 0;
+};
+
+struct line_tally {
+  std::uint32_t line = 0;
+  std::uint64_t weight = 0;
+};
+
+struct tree_node {
+  std::uint32_t fkey = no_index;
+  std::uint32_t caller_line = 0;
+  std::uint32_t frame = 0;
+  std::uint32_t caller_frame = no_index;
+  std::uint32_t parent = no_index;  // absolute index in gap_filler::nodes_
+  std::uint32_t first_child = no_index;
+  std::uint32_t next_sibling = no_index;
+  std::uint32_t depth = 0;
+  std::uint32_t max_repeat = 1;
+  std::uint64_t self_weight = 0;
+  std::uint64_t total_weight = 0;
+  // The most frequent lines of its own code (Misra–Gries, exact up to 4 distinct lines), for
+  // code.lineno without a per-sample histogram.
+  std::array<line_tally, 4> self_lines{};
+};
+
+// A run (§2.4): consecutive resolved samples of a gap that contain one node.
+struct run_record {
+  std::uint32_t node = no_index;
+  std::uint32_t parent = no_index;  // enclosing run record (no_index: top level)
+  std::uint32_t depth = 0;          // tree depth (1 = called from F)
+  std::uint32_t first_pos = 0;      // positions in the gap's sample sequence
+  std::uint32_t last_pos = 0;
+  std::uint64_t self_weight = 0;
+  std::uint32_t max_repeat = 1;
+  bool self_run = false;  // F's own samples
+  std::uint32_t child_first = 0;
+  std::uint32_t child_count = 0;
+};
+
+struct path_entry {
+  std::uint32_t fkey = 0;
+  std::uint32_t caller_line = 0;
+  std::uint32_t node = no_index;
+  std::uint32_t record = no_index;
+  std::uint32_t first_pos = 0;
+  std::uint32_t max_repeat = 1;
+  std::uint64_t self_weight = 0;
+  bool self_run = false;
+};
+
+// A derived span before the per-transaction cap and id assignment.
+struct candidate {
+  derived_span span;
+  std::uint32_t parent = no_index;  // candidate index
+  std::uint32_t gap = 0;
+  std::uint32_t first_pos = 0;
+  std::uint32_t last_pos = 0;
+  std::uint32_t level = 1;
+  std::uint32_t ordinal_in_gap = 0;
+  bool kept = true;
+};
+
+}  // namespace scratch
+
+}  // namespace spanprof::detail::gapfill
