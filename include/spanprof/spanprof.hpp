@@ -36,6 +36,9 @@
 #include "detail/record/fiber_switch.hpp"
 #include "detail/record/span_ops.hpp"
 #include "detail/record/span_record.hpp"
+#if defined(SPANPROF_DISABLE)
+#include "detail/engine/environment.hpp"  // config::from_environment still reads the variables
+#endif
 
 namespace spanprof {
 
@@ -73,7 +76,9 @@ inline void shutdown() noexcept {}
 inline counters stats() noexcept { return {}; }
 inline bool is_running() noexcept { return false; }
 inline bool register_thread() noexcept { return false; }
-inline config config::from_environment(config base, std::vector<std::string>*) { return base; }
+inline config config::from_environment(config base, std::vector<std::string>* problems) {
+  return detail::apply_environment(std::move(base), problems);  // still parsed, as before
+}
 
 #endif
 
