@@ -156,7 +156,7 @@ TEST_CASE("transactions on 4 threads get unique, well-formed ids") {
   spanprof::shutdown();  // joins the collector: every file is on disk
 
   std::vector<std::uint64_t> span_ids, event_ids, trace_ids;
-  std::size_t files = 0;
+  std::size_t files = 0, instrumented_spans = 0;
   for (const auto& entry : fs::directory_iterator(dir)) {
     ++files;
     std::ifstream in(entry.path());
@@ -179,14 +179,18 @@ TEST_CASE("transactions on 4 threads get unique, well-formed ids") {
     trace_ids.push_back(std::stoull(trace_id.substr(0, 16), nullptr, 16));
     trace_ids.push_back(std::stoull(trace_id.substr(16), nullptr, 16));
     span_ids.push_back(std::stoull(root_id, nullptr, 16));
+    ++instrumented_spans;
     for (const auto& span : txn.at("spans")) {
       const std::string id = span.at("span_id").get<std::string>();
       REQUIRE(is_lower_hex(id, 16));
       span_ids.push_back(std::stoull(id, nullptr, 16));
+      // Gap filling's derived spans (op profile.*) appear when a slow run (TSan) gets samples;
+      // their ids must be unique too, but they are not among the spans opened here.
+      if (span.at("op").get<std::string>().rfind("profile.", 0) != 0) ++instrumented_spans;
     }
   }
   CHECK(files == static_cast<std::size_t>(threads * transactions));
-  CHECK(span_ids.size() == static_cast<std::size_t>(threads * transactions * (spans + 1)));
+  CHECK(instrumented_spans == static_cast<std::size_t>(threads * transactions * (spans + 1)));
   check_unique_nonzero(span_ids);
   check_unique_nonzero(event_ids);
   check_unique_nonzero(trace_ids);
