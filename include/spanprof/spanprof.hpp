@@ -110,11 +110,7 @@ class fiber_context {
   // stack copy stay inside it, and a sample whose sp lies outside it is known to have been taken
   // mid-switch (flagged in_switch, charged to no span).
   fiber_context(const void* stack_lowest, std::size_t stack_bytes) noexcept {
-#if !defined(SPANPROF_DISABLE)
     ctx_ = detail::compiled::acquire_fiber_context(bounds_of(stack_lowest, stack_bytes));
-#else
-    (void)stack_lowest, (void)stack_bytes;
-#endif
   }
   // Transactions still open on the fiber are finished as aborted. It must not be running on
   // another thread; if it runs on this one, the thread's own context runs again.
@@ -133,20 +129,14 @@ class fiber_context {
   // The fiber's stack, when it is known only after construction. Call it while the fiber runs
   // on no other thread (before it first runs, typically).
   void set_stack(const void* stack_lowest, std::size_t stack_bytes) noexcept {
-#if !defined(SPANPROF_DISABLE)
     if (ctx_ != nullptr) detail::compiled::set_context_stack(ctx_, bounds_of(stack_lowest, stack_bytes));
-#else
-    (void)stack_lowest, (void)stack_bytes;
-#endif
   }
 
   // Finishes the fiber's open transactions now, as aborted. For a suspended fiber that will
   // never be resumed, or whose stack is about to be unwound (their RAII objects then end
   // nothing); the destructor does it too.
   void abandon() noexcept {
-#if !defined(SPANPROF_DISABLE)
     if (ctx_ != nullptr) detail::compiled::abandon_context(ctx_);
-#endif
   }
 
   // The fiber's ctx_id in profiles: its top bit is set, so it never equals a thread id. 0 when
@@ -162,9 +152,7 @@ class fiber_context {
   friend struct detail::fiber_access;
 
   void release() noexcept {
-#if !defined(SPANPROF_DISABLE)
     if (ctx_ != nullptr) detail::compiled::release_fiber_context(ctx_);
-#endif
   }
 
   static detail::stack_bounds bounds_of(const void* lowest, std::size_t bytes) noexcept {
