@@ -47,23 +47,23 @@ prefix=$(meson introspect "$build" --buildoptions | python3 -c \
   'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"))')
 pfx="$dest$prefix"
 
+# cmake_consumer NAME BUILD_DIR -D...: configures, builds and runs the consumer one way.
+cmake_consumer() {
+  local name=$1 dir=$2; shift 2
+  if cmake -S "$root/tests/cmake_consumer" -B "$dir" -DCMAKE_CXX_COMPILER="$CXX" "$@" \
+       -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$dir.log" 2>&1 &&
+     cmake --build "$dir" -j2 >>"$dir.log" 2>&1; then
+    run_consumer "$name" "$dir/consumer"
+  else
+    cat "$dir.log" >&2; fail "$name: configure or build failed"
+  fi
+}
+
 echo "== (a) find_package(spanprof) against $pfx"
-if cmake -S "$root/tests/cmake_consumer" -B "$tmp/a" -DCMAKE_CXX_COMPILER="$CXX" \
-     -DCMAKE_PREFIX_PATH="$pfx" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$tmp/a.log" 2>&1 &&
-   cmake --build "$tmp/a" -j2 >>"$tmp/a.log" 2>&1; then
-  run_consumer find_package "$tmp/a/consumer"
-else
-  cat "$tmp/a.log" >&2; fail "find_package: configure or build failed"
-fi
+cmake_consumer find_package "$tmp/a" -DCMAKE_PREFIX_PATH="$pfx"
 
 echo "== (b) add_subdirectory($root)"
-if cmake -S "$root/tests/cmake_consumer" -B "$tmp/b" -DCMAKE_CXX_COMPILER="$CXX" \
-     -DSPANPROF_SOURCE_DIR="$root" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$tmp/b.log" 2>&1 &&
-   cmake --build "$tmp/b" -j2 >>"$tmp/b.log" 2>&1; then
-  run_consumer add_subdirectory "$tmp/b/consumer"
-else
-  cat "$tmp/b.log" >&2; fail "add_subdirectory: configure or build failed"
-fi
+cmake_consumer add_subdirectory "$tmp/b" -DSPANPROF_SOURCE_DIR="$root"
 
 echo "== (c) pkg-config spanprof from $pfx"
 pcdir=$(dirname "$(find "$pfx" -name spanprof.pc | head -n 1)")
