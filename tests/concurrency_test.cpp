@@ -7,7 +7,7 @@
 #include "support/test_support.hpp"
 
 #if defined(SPANPROF_DISABLE)
-TEST_CASE("concurrency: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
+TEST_CASE("concurrency: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPANPROF_DISABLE: these cases need the engine"); }
 #else
 
 #include <latch>

@@ -20,9 +20,12 @@
 #include <utility>
 #include <vector>
 
+#include "support/error_log.hpp"
 #include "support/test_support.hpp"
 
+using spanprof_test::callback_into;
 using spanprof_test::count_files;
+using spanprof_test::error_log;
 using spanprof_test::shutdown_at_scope_exit;
 using spanprof_test::temp_dir;
 
@@ -170,37 +173,11 @@ TEST_CASE("config::from_environment reports a bad value and keeps the field") {
 
 namespace {
 
-// Errors received by a callback. Shared ownership: the runtime keeps the callback after init().
-struct error_log {
-  std::mutex mutex;
-  std::vector<spanprof::error> errors;
-
-  std::vector<spanprof::error> of_kind(spanprof::error_kind kind) {
-    std::lock_guard lock(mutex);
-    std::vector<spanprof::error> out;
-    for (const auto& e : errors) {
-      if (e.kind == kind) out.push_back(e);
-    }
-    return out;
-  }
-  std::size_t size() {
-    std::lock_guard lock(mutex);
-    return errors.size();
-  }
-};
-
-std::function<void(const spanprof::error&)> record_into(const std::shared_ptr<error_log>& log) {
-  return [log](const spanprof::error& e) {
-    std::lock_guard lock(log->mutex);
-    log->errors.push_back(e);
-  };
-}
-
 // A valid configuration writing into `dir`, errors to `log` and not to stderr.
 spanprof::config quiet_config(const std::string& dir, const std::shared_ptr<error_log>& log) {
   spanprof::config cfg;
   cfg.output_dir = dir;
-  cfg.on_error = record_into(log);
+  cfg.on_error = callback_into(log);
   cfg.log_errors_to_stderr = false;
   return cfg;
 }

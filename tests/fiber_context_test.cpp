@@ -11,7 +11,7 @@
 #include <spanprof/detail/sample/sampler.hpp>
 
 #if defined(SPANPROF_DISABLE)
-TEST_CASE("fiber_context: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
+TEST_CASE("fiber_context: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPANPROF_DISABLE: these cases need the engine"); }
 #else
 
 #include <boost/context/fiber.hpp>

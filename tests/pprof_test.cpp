@@ -10,7 +10,7 @@
 #include <spanprof/detail/writers/pprof.hpp>
 
 #if defined(SPANPROF_DISABLE)
-TEST_CASE("pprof: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
+TEST_CASE("pprof: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPANPROF_DISABLE: these cases need the engine"); }
 #else
 
 #include <sys/syscall.h>

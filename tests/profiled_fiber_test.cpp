@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #if defined(SPANPROF_DISABLE)
-TEST_CASE("profiled_fiber: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
+TEST_CASE("profiled_fiber: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPANPROF_DISABLE: these cases need the engine"); }
 #else
 
 #include <spanprof/boost_context.hpp>

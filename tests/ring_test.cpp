@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 #include <vector>
+#include "support/build_kind.hpp"
 
 using spanprof::detail::drop_log_entry;
 using spanprof::detail::sample_record;
@@ -183,11 +184,7 @@ TEST_CASE("ring: a full ring drops, counts and logs (t, ctx_id); the log keeps t
 
 TEST_CASE("ring: SPSC stress — producer pushes while the consumer drains; each sample once, in order, intact") {
   sample_ring ring(8192);
-#if defined(__SANITIZE_THREAD__)
-  constexpr std::uint64_t total = 60'000;
-#else
-  constexpr std::uint64_t total = 400'000;
-#endif
+  constexpr std::uint64_t total = spanprof_test::under_tsan ? 60'000 : 400'000;
   std::atomic<bool> done{false};
   std::atomic<std::uint64_t> drops{0};
   std::thread producer([&] {

@@ -5,7 +5,7 @@
 #include <spanprof/spanprof.hpp>
 
 #if defined(SPANPROF_DISABLE)
-TEST_CASE("sampler_foreign: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
+TEST_CASE("sampler_foreign: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPANPROF_DISABLE: these cases need the engine"); }
 #else
 
 #include <signal.h>

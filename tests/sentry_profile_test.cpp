@@ -7,7 +7,7 @@
 #include <spanprof/detail/writers/sentry_profile.hpp>
 
 #if defined(SPANPROF_DISABLE)
-TEST_CASE("sentry_profile: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
+TEST_CASE("sentry_profile: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPANPROF_DISABLE: these cases need the engine"); }
 #else
 
 #include <pthread.h>

@@ -8,7 +8,7 @@
 #include "support/test_support.hpp"
 
 #if defined(SPANPROF_DISABLE)
-TEST_CASE("shutdown: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
+TEST_CASE("shutdown: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPANPROF_DISABLE: these cases need the engine"); }
 #else
 
 // Only for the "finished after shutdown" case: a one-shot hook in operator new lets that test

@@ -10,7 +10,7 @@
 #include <spanprof/detail/writers/flamegraph_svg.hpp>
 
 #if defined(SPANPROF_DISABLE)
-TEST_CASE("speedscope_folded: skipped, built with SPANPROF_DISABLE" * doctest::skip()) {}
+TEST_CASE("speedscope_folded: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPANPROF_DISABLE: these cases need the engine"); }
 #else
 
 #include <cstdint>

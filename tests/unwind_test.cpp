@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "support/unwind_raise.hpp"
+#include "support/build_kind.hpp"
 
 using namespace spanprof::detail;
 
@@ -40,17 +41,7 @@ sample_ring* g_raw_ring = nullptr;  // the handler's raw-stack copy lands here, 
 
 // TSan defers asynchronous signals to its next interception point and hands the handler a copy
 // of an older context: a signal taken inside level 1 is not handled there.
-#if defined(__SANITIZE_THREAD__)
-constexpr bool under_tsan = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool under_tsan = true;
-#else
-constexpr bool under_tsan = false;
-#endif
-#else
-constexpr bool under_tsan = false;
-#endif
+using spanprof_test::under_tsan;
 #define SKIP_UNDER_TSAN()                                                                          \
   if (under_tsan) {                                                                                \
     MESSAGE("skipped under TSan: it defers signals, so the handler does not run inside level 1"); \

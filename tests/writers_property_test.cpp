@@ -24,6 +24,7 @@
 #include "support/pprof_reader.hpp"
 #include "support/synthetic_transaction.hpp"
 #include "support/writers_table.hpp"
+#include "support/build_kind.hpp"
 
 namespace {
 
@@ -32,17 +33,7 @@ namespace sd = spanprof::detail;
 using spanprof_test::synthetic_knobs;
 using spanprof_test::synthetic_transaction;
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool under_sanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool under_sanitizer = true;
-#else
-constexpr bool under_sanitizer = false;
-#endif
-#else
-constexpr bool under_sanitizer = false;
-#endif
+using spanprof_test::under_sanitizer;
 constexpr std::uint64_t default_seed_count = under_sanitizer ? 60 : 300;
 
 std::uint64_t env_number(const char* name, std::uint64_t fallback) {

@@ -22,14 +22,11 @@
 #include <cstdlib>
 #include <new>
 
-#if defined(__SANITIZE_THREAD__)
+#include "build_kind.hpp"
+
+#if SPANPROF_TEST_TSAN
 #define SPANPROF_TEST_COUNTING_NEW 0
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SPANPROF_TEST_COUNTING_NEW 0
-#endif
-#endif
-#if !defined(SPANPROF_TEST_COUNTING_NEW)
+#else
 #define SPANPROF_TEST_COUNTING_NEW 1
 #endif
 

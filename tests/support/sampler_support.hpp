@@ -15,23 +15,14 @@
 #include <string>
 #include <vector>
 
+#include "build_kind.hpp"
 #include "test_support.hpp"
 
 namespace spanprof_test {
 
 // TSan defers asynchronous signals to its next interception point and runs the handler with a
 // copy of the context of the moment the signal arrived: stacks and span ids are then stale.
-#if defined(__SANITIZE_THREAD__)
-inline constexpr bool signals_deferred = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-inline constexpr bool signals_deferred = true;
-#else
-inline constexpr bool signals_deferred = false;
-#endif
-#else
-inline constexpr bool signals_deferred = false;
-#endif
+inline constexpr bool signals_deferred = under_tsan;
 
 inline std::int64_t thread_cpu_ns() noexcept {
   timespec ts{};
