@@ -22,7 +22,7 @@ const strict = args.includes('--strict');
 const outIndex = args.indexOf('--out');
 const outDir = outIndex >= 0 ? args[outIndex + 1] : null;
 if (outIndex >= 0 && !outDir) { console.error('usage: --out needs a folder'); process.exit(2); }
-const files = args.filter((a, i) => a !== '--strict' && i !== outIndex && i !== outIndex + 1);
+const files = args.filter((a, i) => a !== "--strict" && (outIndex < 0 || (i !== outIndex && i !== outIndex + 1)));
 if (outDir) fs.mkdirSync(outDir, {recursive: true});
 if (files.length === 0) { console.error('usage: node speedscope-check-many.mjs [--strict] FILE...'); process.exit(2); }
 for (const f of files) if (!fs.existsSync(f)) { console.error(`usage: no such file: ${f}`); process.exit(2); }
