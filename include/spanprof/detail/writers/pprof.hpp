@@ -1,30 +1,20 @@
 // spanprof: pprof's profile.proto (perftools.profiles.Profile), gzip-compressed: `<stem>.pb.gz`
-// for `go tool pprof`, Pyroscope, Grafana, Parca. See ../shared/docs/formats.md §4.
-//
-// Why a hand-written wire encoder and not libprotobuf: libprotobuf needs code generated from
-// profile.proto by protoc, compiled and linked into the program, at the exact protobuf version
-// of the headers. A header-only library cannot ship that cleanly — the generated .pb.cc would
-// have to be compiled in the user's build with a matching protoc, or pinned to one libprotobuf
-// ABI. Writing the message needs only two things from the wire format (varints and
-// length-delimited fields), which fit in a few lines below; `protoc --decode` and
-// `go tool pprof` check the result in tools/check-pprof.
+// for `go tool pprof`, Pyroscope, Grafana, Parca. See ../shared/docs/formats.md §4. The wire
+// encoding is protobuf_wire.hpp (why not libprotobuf: there).
 //
 // One Location per distinct pc: its Lines are the pc's inline chain, innermost first (as
 // profile.proto asks: "the last entry is the caller"). Samples with the same stack and labels
 // are merged; values are [samples/count, wall|cpu/nanoseconds] with each sample worth its
 // weight × the sampling period. Labels carry the transaction, trace, span (id, op,
 // description), thread and, for samples gap filling placed in a derived span, that span's name,
-// so `go tool pprof -tagfocus=span_op=db.query` selects a span's samples.
+// so `go tool pprof -tagfocus=span_op=db.sql.query` selects a span's samples.
 //
 // NOT ASYNC-SIGNAL-SAFE. Collector thread only.
 #pragma once
 
-#include <zlib.h>
-
 #include <cstdint>
 #include <map>
 #include <span>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -33,79 +23,10 @@
 
 #include "../core/text.hpp"
 #include "finished_transaction.hpp"
+#include "gzip.hpp"
+#include "protobuf_wire.hpp"
 
 namespace spanprof::detail {
-
-namespace protobuf_wire {
-
-enum wire_type : std::uint32_t { varint_type = 0, length_delimited_type = 2 };
-
-inline void append_varint(std::string& out, std::uint64_t value) {
-  while (value >= 0x80) {
-    out += static_cast<char>((value & 0x7F) | 0x80);
-    value >>= 7;
-  }
-  out += static_cast<char>(value);
-}
-
-inline void append_tag(std::string& out, std::uint32_t field, wire_type type) {
-  append_varint(out, (std::uint64_t{field} << 3) | type);
-}
-
-// int64, uint64 and bool fields all travel as varints; a negative int64 is its two's
-// complement (ten bytes), which is how protobuf encodes int64 (not zigzag: that is sint64).
-// Zero is the proto3 default and is left out, as protobuf's own encoders do.
-inline void append_varint_field(std::string& out, std::uint32_t field, std::uint64_t value) {
-  if (value == 0) return;
-  append_tag(out, field, varint_type);
-  append_varint(out, value);
-}
-inline void append_int64_field(std::string& out, std::uint32_t field, std::int64_t value) {
-  append_varint_field(out, field, static_cast<std::uint64_t>(value));
-}
-
-// A string, bytes or embedded message; written even when empty (string_table[0] is "").
-inline void append_bytes_field(std::string& out, std::uint32_t field, std::string_view bytes) {
-  append_tag(out, field, length_delimited_type);
-  append_varint(out, bytes.size());
-  out.append(bytes.data(), bytes.size());
-}
-
-// A packed repeated varint field (proto3's default encoding for repeated scalars).
-template <class Int>
-inline void append_packed_field(std::string& out, std::uint32_t field, const std::vector<Int>& values,
-                                std::string& scratch) {
-  if (values.empty()) return;
-  scratch.clear();
-  for (const Int v : values) append_varint(scratch, static_cast<std::uint64_t>(v));
-  append_bytes_field(out, field, scratch);
-}
-
-}  // namespace protobuf_wire
-
-// gzip (RFC 1952) of `data` with zlib. Throws std::runtime_error if zlib fails (out of memory):
-// the collector catches it and counts the transaction as dropped.
-inline std::string gzip_compress(std::string_view data) {
-  z_stream zs{};
-  // 15 window bits + 16: a gzip header and trailer rather than zlib's; zlib sets the header's
-  // mtime to 0, so identical profiles give identical files.
-  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-    throw std::runtime_error("spanprof: zlib deflateInit2 failed");
-  }
-  std::string out;
-  out.resize(deflateBound(&zs, static_cast<uLong>(data.size())));
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));  // zlib's API is not const-correct
-  zs.avail_in = static_cast<uInt>(data.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  const int rc = deflate(&zs, Z_FINISH);
-  const std::size_t written = zs.total_out;
-  deflateEnd(&zs);
-  // deflateBound is enough for one Z_FINISH call, so anything but Z_STREAM_END is a failure.
-  if (rc != Z_STREAM_END) throw std::runtime_error("spanprof: zlib deflate failed");
-  out.resize(written);
-  return out;
-}
 
 // The Profile message under construction: string table and id tables.
 class pprof_builder {
