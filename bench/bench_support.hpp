@@ -59,4 +59,23 @@ struct run_times {
   }
 };
 
+// Google Benchmark's console table, plus each repetition handed to record() (aggregates,
+// errors and empty runs left out), so that a benchmark can print ratios of medians once all
+// its cases have run.
+class repetition_reporter : public benchmark::ConsoleReporter {
+ public:
+  using benchmark::ConsoleReporter::ConsoleReporter;
+
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& run : runs) {
+      if (run.run_type != Run::RT_Iteration || run.error_occurred || run.iterations <= 0) continue;
+      record(run);
+    }
+    benchmark::ConsoleReporter::ReportRuns(runs);
+  }
+
+ protected:
+  virtual void record(const Run& run) = 0;
+};
+
 }  // namespace spanprof_bench

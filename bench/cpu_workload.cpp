@@ -50,27 +50,16 @@
 #include <vector>
 
 #include "bench_support.hpp"
+#include "../tests/support/build_kind.hpp"
 
 extern char** environ;
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define CPU_WORKLOAD_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define CPU_WORKLOAD_SANITIZED 1
-#endif
 
 namespace {
 
 using spanprof_bench::median;
 
-#if defined(CPU_WORKLOAD_SANITIZED)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
+constexpr bool sanitized = spanprof_test::under_sanitizer;
 
 constexpr int spans_per_unit = 10;
 constexpr int call_depth = 8;

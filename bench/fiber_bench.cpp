@@ -126,17 +126,10 @@ BENCHMARK(scope_round_trip);
 
 // Google Benchmark's console table, plus every repetition's per-iteration times, so that ratios
 // of medians can be printed once all cases have run.
-class ratio_reporter final : public benchmark::ConsoleReporter {
+class ratio_reporter final : public spanprof_bench::repetition_reporter {
  public:
-  using benchmark::ConsoleReporter::ConsoleReporter;
+  using repetition_reporter::repetition_reporter;
 
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& run : runs) {
-      if (run.run_type != Run::RT_Iteration || run.error_occurred || run.iterations <= 0) continue;
-      samples_[run.run_name.function_name].add(run);
-    }
-    benchmark::ConsoleReporter::ReportRuns(runs);
-  }
 
   // Returns profiled / bare (CPU-time medians), or 0 if either case did not run.
   double print_ratios() const {
@@ -165,6 +158,8 @@ class ratio_reporter final : public benchmark::ConsoleReporter {
   }
 
  private:
+  void record(const Run& run) override { samples_[run.run_name.function_name].add(run); }
+
   std::map<std::string, spanprof_bench::run_times> samples_;
 };
 

@@ -65,20 +65,9 @@
 #include <vector>
 
 #include "bench_support.hpp"
+#include "../tests/support/build_kind.hpp"
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define SAMPLE_BENCH_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SAMPLE_BENCH_SANITIZED 1
-#endif
-#if defined(SAMPLE_BENCH_SANITIZED)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
+constexpr bool sanitized = spanprof_test::under_sanitizer;
 
 namespace {
 
@@ -330,17 +319,10 @@ void print_probe() {
 
 // ---- ratios ---------------------------------------------------------------------------------
 
-class ratio_reporter final : public benchmark::ConsoleReporter {
+class ratio_reporter final : public spanprof_bench::repetition_reporter {
  public:
-  using benchmark::ConsoleReporter::ConsoleReporter;
+  using repetition_reporter::repetition_reporter;
 
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& run : runs) {
-      if (run.run_type != Run::RT_Iteration || run.error_occurred || run.iterations <= 0) continue;
-      cases_[run.run_name.function_name + "/" + run.run_name.args].add(run);
-    }
-    benchmark::ConsoleReporter::ReportRuns(runs);
-  }
 
   // Returns false if a ratio the target is about is above it.
   bool print_ratios() const {
@@ -381,6 +363,8 @@ class ratio_reporter final : public benchmark::ConsoleReporter {
   }
 
  private:
+  void record(const Run& run) override { cases_[run.run_name.function_name + "/" + run.run_name.args].add(run); }
+
   std::map<std::string, spanprof_bench::run_times> cases_;
 };
 

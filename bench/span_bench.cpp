@@ -199,20 +199,11 @@ BENCHMARK(transaction_pair);
 // Google Benchmark's console table, plus a record of every repetition's per-iteration times
 // so that ratios can be printed once all cases have run. Samples are kept per phase: a ratio
 // divides two cases of the same phase, which ran interleaved with each other.
-class ratio_reporter final : public benchmark::ConsoleReporter {
+class ratio_reporter final : public spanprof_bench::repetition_reporter {
  public:
-  using benchmark::ConsoleReporter::ConsoleReporter;
+  using repetition_reporter::repetition_reporter;
 
   void start_phase() { phases_.emplace_back(); }
-
-  void ReportRuns(const std::vector<Run>& runs) override {
-    if (phases_.empty()) start_phase();
-    for (const Run& run : runs) {
-      if (run.run_type != Run::RT_Iteration || run.error_occurred || run.iterations <= 0) continue;
-      phases_.back()[run.run_name.function_name].add(run);
-    }
-    benchmark::ConsoleReporter::ReportRuns(runs);
-  }
 
   void print_ratios() const {
     struct ratio {
@@ -258,6 +249,11 @@ class ratio_reporter final : public benchmark::ConsoleReporter {
   }
 
  private:
+  void record(const Run& run) override {
+    if (phases_.empty()) start_phase();
+    phases_.back()[run.run_name.function_name].add(run);
+  }
+
   std::vector<std::map<std::string, spanprof_bench::run_times>> phases_;
 };
 
