@@ -161,7 +161,7 @@ inline void gap_filler::build_gap(std::uint32_t gap) {
   // Depth ≤ stack length, + 1 for the `F self` run: no resize inside the loop.
   if (path_.size() < longest + 2) path_.resize(longest + 2);
   path_entry* const path = path_.data();
-  const frame_info* const info = frame_infos_.data();
+  const frame_info* const info = frame_table_.frames.data();
   // The previous resolved sample's trimmed stack, and for each offset from its root the depth
   // of the (recursion-collapsed) group holding it; depth_offset_[d]: where group d starts.
   if (offset_depth_.size() < longest + 1) offset_depth_.resize(longest + 1);

@@ -61,8 +61,10 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
   if (level > cfg_->max_inferred_depth) return no_index;
   const run_record& top = records_[record];
   const gap_summary& gs = out_->gaps[gap];
-  const ctx_state& c = ctxs_[spans_[gs.span_index].ctx];
-  const std::int64_t delta = c.interval_ns;
+  const std::uint32_t ctx_index = span_tree_.spans[gs.span_index].ctx;
+  const ctx_state& c = timeline_.contexts[ctx_index];
+  const context_sampling& sampling = ctx_sampling_[ctx_index];
+  const std::int64_t delta = sampling.interval_ns;
   const std::int64_t tol = cfg_->skew_tolerance_ns;
   const std::uint32_t count = count_between(top.first_pos, top.last_pos);  // ≥ min_samples: see close_runs
   const work_sample& first = gap_sample(gap, top.first_pos);
@@ -76,16 +78,16 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
   // between previous_t and first_t does not stretch the estimate.
   // (A neighbour clamped into this gap by a skew conflict can sit past first_t or last_t: no window.)
   const std::int64_t half = delta / 2;
-  const std::int64_t before = previous_t == minus_infinity ? half : std::clamp<std::int64_t>(((first_t - previous_t) - suspended_within(c, previous_t, first_t)) / 2, 0, half);
-  const std::int64_t after = next_t == plus_infinity ? half : std::clamp<std::int64_t>(((next_t - last_t) - suspended_within(c, last_t, next_t)) / 2, 0, half);
+  const std::int64_t before = previous_t == minus_infinity ? half : std::clamp<std::int64_t>(((first_t - previous_t) - timeline_.suspended_within(c, previous_t, first_t)) / 2, 0, half);
+  const std::int64_t after = next_t == plus_infinity ? half : std::clamp<std::int64_t>(((next_t - last_t) - timeline_.suspended_within(c, last_t, next_t)) / 2, 0, half);
   std::int64_t lower = gs.begin_ns;
   std::int64_t upper = gs.end_ns;
   if (parent_candidate != no_index) {
     lower = std::max(lower, candidates_[parent_candidate].span.begin_ns);
     upper = std::min(upper, candidates_[parent_candidate].span.end_ns);
   }
-  std::int64_t begin = std::max(gs.begin_ns, wall_before(c, first_t, before));
-  std::int64_t end = std::min(gs.end_ns, wall_after(c, last_t, after));
+  std::int64_t begin = std::max(gs.begin_ns, timeline_.wall_before(c, first_t, before));
+  std::int64_t end = std::min(gs.end_ns, timeline_.wall_after(c, last_t, after));
   // Within the clock tolerance of the gap's (exact, instrumented) edge, the edge is the better
   // estimate: this also makes a skew ε ≤ tol leave the output unchanged (§3).
   if (begin - gs.begin_ns <= tol) begin = gs.begin_ns;
@@ -100,7 +102,7 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
   // Chain collapse: a node with one child and no self samples does not split (§2.5).
   std::uint32_t chain_end = record;
   std::uint32_t max_repeat = top.max_repeat;
-  std::string stack(functions_[nodes_[top.node].fkey].display);
+  std::string stack(frame_table_.functions[nodes_[top.node].fkey].display);
   if (!top.self_run) {
     for (;;) {
       const run_record& r = records_[chain_end];
@@ -111,7 +113,7 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
       chain_end = child;
       max_repeat = std::max(max_repeat, cr.max_repeat);
       stack.push_back(';');
-      stack.append(functions_[nodes_[cr.node].fkey].display);
+      stack.append(frame_table_.functions[nodes_[cr.node].fkey].display);
     }
   }
 
@@ -140,12 +142,12 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
   d.state = blocked == 0 ? run_state::running : blocked == count ? run_state::blocked : run_state::mixed;
   if (in_->mode == sample_mode::cpu) {
     d.on_cpu_ns = static_cast<std::int64_t>(d.sample_weight) * nominal_;
-    d.off_cpu_ns = std::max<std::int64_t>(0, (end - begin) - suspended_within(c, begin, end) - d.on_cpu_ns);
+    d.off_cpu_ns = std::max<std::int64_t>(0, (end - begin) - timeline_.suspended_within(c, begin, end) - d.on_cpu_ns);
   }
-  d.suspended_ns = suspended_within(c, begin, end);
+  d.suspended_ns = timeline_.suspended_within(c, begin, end);
   d.recursion_depth = max_repeat;
   const tree_node& node = nodes_[top.node];
-  const function_info& fn = functions_[node.fkey];
+  const function_info& fn = frame_table_.functions[node.fkey];
   d.code_function = std::string(fn.display);
   d.code_filepath = std::string(fn.file);
   d.code_lineno = hottest_line(top.node, top.self_run);
@@ -153,9 +155,9 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
   for (std::uint32_t pos = top.first_pos; pos <= top.last_pos && !d.low_confidence; ++pos) {
     d.low_confidence = (gap_sample(gap, pos).bits & work_low_confidence) != 0;
   }
-  if (c.drop_count != 0) {
-    const auto drops_first = drop_times_.begin() + c.drop_first;
-    const auto drops_last = drops_first + c.drop_count;
+  if (sampling.drop_count != 0) {
+    const auto drops_first = drop_times_.begin() + sampling.drop_first;
+    const auto drops_last = drops_first + sampling.drop_count;
     d.merged_over_drop = std::upper_bound(drops_first, drops_last, first_t) != std::lower_bound(drops_first, drops_last, last_t);
     if (d.merged_over_drop) ++out_->counts.merged_over_drop;
   }
@@ -177,7 +179,7 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
       for (std::uint32_t pos = top.first_pos; pos <= top.last_pos; ++pos) {
         const work_sample& w = gap_sample(gap, pos);
         if ((w.bits & work_resolved) == 0) continue;
-        const std::string_view name = functions_[frame_infos_[stack_of(w)[w.leaf_skip]].fkey].blocking;
+        const std::string_view name = frame_table_.functions[frame_table_.frames[stack_of(w)[w.leaf_skip]].fkey].blocking;
         std::size_t i = 0;
         while (i < used && calls[i].first != name) ++i;
         if (i == used && used < calls.size()) calls[used++] = {name, 0};
@@ -296,7 +298,7 @@ inline void gap_filler::finish_candidates() {
     const std::int64_t running = gs.end_ns - gs.begin_ns - gs.suspended_ns;
     gs.explained_ns = explained;
     gs.residual_ns = running - explained;
-    const std::int64_t delta = ctxs_[spans_[gs.span_index].ctx].interval_ns;
+    const std::int64_t delta = ctx_sampling_[span_tree_.spans[gs.span_index].ctx].interval_ns;
     gs.expected_samples = delta > 0 ? static_cast<double>(running) / static_cast<double>(delta) : 0.0;
   }
 }

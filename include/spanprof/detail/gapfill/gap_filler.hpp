@@ -9,10 +9,14 @@
 #include <utility>
 #include <vector>
 
+#include "frames.hpp"
+#include "gaps.hpp"
 #include "id_table.hpp"
 #include "input.hpp"
 #include "output.hpp"
 #include "scratch_state.hpp"
+#include "span_tree.hpp"
+#include "timeline.hpp"
 
 namespace spanprof::detail::gapfill {
 
@@ -24,10 +28,6 @@ class gap_filler {
 
  private:
   void reset(const transaction_input& in, const config& cfg, filled_transaction& out);
-  void prepare_frames();
-  void prepare_spans();
-  void prepare_contexts();
-  void compute_gaps();
   void collect_samples();
   void apply_profile_cap();
   void compute_intervals();
@@ -44,16 +44,6 @@ class gap_filler {
   void label_samples();
   void output_trees();
 
-  // Context timeline helpers (suspensions only exist for fibers).
-  [[nodiscard]] std::int64_t suspended_within(const scratch::ctx_state& c, std::int64_t a, std::int64_t b) const noexcept;
-  [[nodiscard]] std::int64_t wall_before(const scratch::ctx_state& c, std::int64_t t, std::int64_t on_thread_ns) const noexcept;
-  [[nodiscard]] std::int64_t wall_after(const scratch::ctx_state& c, std::int64_t t, std::int64_t on_thread_ns) const noexcept;
-  [[nodiscard]] bool span_matches_fkey(const scratch::span_state& s, std::uint32_t fkey) const noexcept {
-    for (std::uint32_t i = 0; i < s.match_count; ++i) {
-      if (span_matches_[s.match_first + i] == fkey) return true;
-    }
-    return false;
-  }
   [[nodiscard]] std::span<const std::uint32_t> stack_of(const scratch::work_sample& w) const noexcept {
     return in_->samples[w.input].stack;
   }
@@ -82,26 +72,19 @@ class gap_filler {
   filled_transaction* out_ = nullptr;
   std::int64_t nominal_ = 0;
   std::int64_t min_gap_ = 0;
-  std::int64_t txn_begin_ = 0;
-  std::int64_t txn_end_ = 0;
-  std::uint32_t root_ = no_index;
   bool prefixes_ready_ = false;
 
-  std::vector<scratch::frame_info> frame_infos_;
-  std::vector<scratch::function_info> functions_;
-  std::vector<std::uint32_t> function_slots_;
-  std::vector<std::pair<std::uint64_t, std::uint32_t>> functions_by_last_;
-  std::vector<scratch::span_state> spans_;
-  scratch::id_table span_ids_;
-  std::vector<std::uint32_t> span_matches_;
-  std::vector<scratch::ctx_state> ctxs_;
-  scratch::id_table ctx_ids_;
-  std::vector<scratch::interval> suspended_;
+  // Phase outputs, in the order the phases produce them; each later phase reads them const.
+  scratch::frame_table frame_table_;
+  scratch::span_tree span_tree_;
+  scratch::context_timeline timeline_;
+  scratch::gap_list gap_list_;
+
+  std::vector<scratch::context_sampling> ctx_sampling_;  // parallel to timeline_.contexts
+  std::vector<scratch::common_prefix> prefixes_;         // parallel to span_tree_.spans
   std::vector<std::int64_t> drop_times_;
   std::vector<std::uint32_t> ctx_tids_;
-  std::vector<std::tuple<std::uint32_t, std::int64_t, std::int64_t>> covers_;  // (parent span, begin, end)
   std::vector<scratch::gap_state> gap_states_;
-  std::vector<scratch::interval> gap_suspended_;
   std::vector<scratch::work_sample> work_;
   std::vector<scratch::work_sample> work_sorted_;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> sort_keys_;

@@ -19,8 +19,10 @@ inline void gap_filler::emit_gap_spans() {
     gap_summary& gs = out_->gaps[g];
     if (!gs.filled) continue;
     const span_input& s = in_->spans[gs.span_index];
-    const ctx_state& c = ctxs_[spans_[gs.span_index].ctx];
-    const std::int64_t delta = c.interval_ns;
+    const std::uint32_t ctx_index = span_tree_.spans[gs.span_index].ctx;
+    const ctx_state& c = timeline_.contexts[ctx_index];
+    const context_sampling& sampling = ctx_sampling_[ctx_index];
+    const std::int64_t delta = sampling.interval_ns;
     const std::int64_t duration = gs.end_ns - gs.begin_ns;
     const std::int64_t running = duration - gs.suspended_ns;
     auto make = [&](std::int64_t begin, std::int64_t end, gap_reason reason, std::uint64_t ordinal) {
@@ -32,7 +34,7 @@ inline void gap_filler::emit_gap_spans() {
       d.span_id = s.id;
       d.gap_index = g;
       d.ctx_id = c.id;
-      d.tid = c.tid_count != 0 ? ctx_tids_[c.tid_first] : 0;
+      d.tid = sampling.tid_count != 0 ? ctx_tids_[sampling.tid_first] : 0;
       d.begin_ns = begin;
       d.end_ns = end;
       d.begin_lo_ns = begin;
@@ -70,8 +72,9 @@ inline void gap_filler::emit_gap_spans() {
       out_->derived_spans.push_back(std::move(d));
     }
     const gap_state& st = gap_states_[g];
-    for (std::uint32_t k = 0; k < st.suspended_count; ++k) {
-      const interval& seg = gap_suspended_[st.suspended_first + k];
+    const gap_segments& segments = gap_list_.gaps[g];
+    for (std::uint32_t k = 0; k < segments.suspended_count; ++k) {
+      const interval& seg = gap_list_.suspended[segments.suspended_first + k];
       if (seg.end - seg.begin < min_gap_) continue;
       derived_span d = make(seg.begin, seg.end, gap_reason::suspended, 1 + k);
       d.description = std::string(reason_name(gap_reason::suspended));

@@ -49,16 +49,18 @@ namespace spanprof::detail::gapfill {
 
 inline void gap_filler::run(const transaction_input& in, const config& cfg, filled_transaction& out) {
   reset(in, cfg, out);
-  prepare_frames();
-  prepare_spans();
-  if (root_ == no_index) {
+  build_frame_table(in.frames, frame_table_);
+  build_span_tree(in, cfg, frame_table_, span_tree_, out);
+  if (span_tree_.root == no_index) {
     out.counts.missing_root = true;
     for (auto& p : out.placements) p.fate = sample_fate::orphan;
     out.counts.orphan_samples = in.samples.size();
     return;
   }
-  prepare_contexts();
-  compute_gaps();
+  build_context_timeline(in, span_tree_, timeline_);
+  build_gap_list(in, span_tree_, timeline_, min_gap_, gap_list_, out);
+  ctx_sampling_.assign(timeline_.contexts.size(), scratch::context_sampling{nominal_});
+  gap_states_.assign(gap_list_.gaps.size(), scratch::gap_state{});
   collect_samples();
   apply_profile_cap();
   compute_intervals();
@@ -98,17 +100,9 @@ inline void gap_filler::reset(const transaction_input& in, const config& cfg, fi
   nominal_ = in.sampling_interval_ns > 0 ? in.sampling_interval_ns : 10'000'000;
   out.nominal_interval_ns = nominal_;
   min_gap_ = cfg.min_gap_ns > 0 ? cfg.min_gap_ns : nominal_;
-  root_ = no_index;
   prefixes_ready_ = false;
-  spans_.clear();
-  span_matches_.clear();
-  ctxs_.clear();
-  suspended_.clear();
   drop_times_.clear();
   ctx_tids_.clear();
-  covers_.clear();
-  gap_states_.clear();
-  gap_suspended_.clear();
   work_.clear();
   gap_order_.clear();
   nodes_.clear();

@@ -19,18 +19,18 @@ inline void gap_filler::assign_samples() {
   const std::int64_t tol = cfg_->skew_tolerance_ns;
   auto& gaps = out_->gaps;
   for (work_sample& w : work_) {
-    const span_state& s = spans_[w.span];
+    const span_gaps& span_gap_range = gap_list_.of_span[w.span];
     sample_placement& p = out_->placements[w.input];
     p.span_index = w.span;
-    if (s.gap_count == 0) {
+    if (span_gap_range.count == 0) {
       p.fate = sample_fate::unplaced;
       p.skew_conflict = true;
       ++out_->counts.skew_conflicts;
       ++out_->counts.unplaced_samples;
       continue;
     }
-    const std::uint32_t first = s.first_gap;
-    const std::uint32_t last = first + s.gap_count;
+    const std::uint32_t first = span_gap_range.first;
+    const std::uint32_t last = first + span_gap_range.count;
     // The last gap beginning at or before t.
     std::uint32_t lo = first;
     std::uint32_t hi = last;
@@ -82,20 +82,20 @@ inline void gap_filler::attribute_drops() {
   for (const drop_report& report : in_->drops) {
     out_->counts.samples_dropped += report.log.size() + report.unlogged_count;
     for (const drop_entry& d : report.log) {
-      const std::uint32_t ctx = ctx_ids_.find(d.ctx_id);
+      const std::uint32_t ctx = timeline_.ids.find(d.ctx_id);
       if (ctx != no_index) per_ctx.emplace_back(ctx, d.t_ns);
     }
   }
   std::sort(per_ctx.begin(), per_ctx.end());
   for (std::size_t i = 0; i < per_ctx.size();) {
     const std::uint32_t ctx = per_ctx[i].first;
-    ctx_state& c = ctxs_[ctx];
+    context_sampling& c = ctx_sampling_[ctx];
     c.drop_first = static_cast<std::uint32_t>(drop_times_.size());
     for (; i < per_ctx.size() && per_ctx[i].first == ctx; ++i) drop_times_.push_back(per_ctx[i].second);
     c.drop_count = static_cast<std::uint32_t>(drop_times_.size()) - c.drop_first;
   }
   for (std::uint32_t g = 0; g < gaps.size(); ++g) {
-    const ctx_state& c = ctxs_[spans_[gaps[g].span_index].ctx];
+    const context_sampling& c = ctx_sampling_[span_tree_.spans[gaps[g].span_index].ctx];
     const auto first = drop_times_.begin() + c.drop_first;
     const auto last = first + c.drop_count;
     gaps[g].samples_dropped = static_cast<std::uint64_t>(std::upper_bound(first, last, gaps[g].end_ns) -

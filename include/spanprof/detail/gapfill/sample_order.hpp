@@ -32,10 +32,10 @@ inline void gap_filler::collect_samples() {
       ++out_->counts.switch_samples;
       continue;
     }
-    std::uint32_t span = cached_id == s.span_id ? cached_span : s.span_id == 0 ? no_index : span_ids_.find(s.span_id);
+    std::uint32_t span = cached_id == s.span_id ? cached_span : s.span_id == 0 ? no_index : span_tree_.ids.find(s.span_id);
     cached_id = s.span_id;
     cached_span = span;
-    if (span == no_index || spans_[span].nested || ctxs_[spans_[span].ctx].id != s.ctx_id ||
+    if (span == no_index || span_tree_.spans[span].nested || span_tree_.context_ids[span_tree_.spans[span].ctx] != s.ctx_id ||
         s.stack.size() >= anchor_unknown) {
       p.fate = sample_fate::orphan;
       ++out_->counts.orphan_samples;
@@ -46,8 +46,8 @@ inline void gap_filler::collect_samples() {
     w.placed_t = s.t_ns;
     w.seq = s.seq;
     w.input = i;
-    w.ctx = spans_[span].ctx;
-    const std::uint32_t owner = spans_[span].owner;
+    w.ctx = span_tree_.spans[span].ctx;
+    const std::uint32_t owner = span_tree_.spans[span].owner;
     w.span = owner;
     w.tid = s.tid;
     w.weight = s.weight == 0 ? 1 : s.weight;
@@ -82,7 +82,7 @@ inline void gap_filler::collect_samples() {
   constexpr std::int64_t max_offset = (std::int64_t{1} << time_bits) - 1;
   sort_keys_.resize(work_.size());
   for (std::uint32_t i = 0; i < work_.size(); ++i) {
-    const std::int64_t offset = std::clamp<std::int64_t>(work_[i].t - txn_begin_ + headroom_ns, 0, max_offset);
+    const std::int64_t offset = std::clamp<std::int64_t>(work_[i].t - span_tree_.txn_begin_ns + headroom_ns, 0, max_offset);
     sort_keys_[i] = {(static_cast<std::uint64_t>(work_[i].ctx) << time_bits) | static_cast<std::uint64_t>(offset), i};
   }
   auto key_less = [&](const std::pair<std::uint64_t, std::uint32_t>& a, const std::pair<std::uint64_t, std::uint32_t>& b) {
@@ -100,8 +100,9 @@ inline void gap_filler::collect_samples() {
 // kept (§3 "very long transaction").
 inline void gap_filler::apply_profile_cap() {
   using namespace scratch;
-  std::int64_t cap = cfg_->max_profile_ns > 0 && txn_begin_ <= plus_infinity - cfg_->max_profile_ns
-                ? txn_begin_ + cfg_->max_profile_ns
+  const std::int64_t txn_begin = span_tree_.txn_begin_ns;
+  std::int64_t cap = cfg_->max_profile_ns > 0 && txn_begin <= plus_infinity - cfg_->max_profile_ns
+                ? txn_begin + cfg_->max_profile_ns
                 : plus_infinity;
   const std::size_t max_samples = cfg_->max_samples_per_txn;
   if (max_samples != 0 && work_.size() > max_samples) {
@@ -111,7 +112,7 @@ inline void gap_filler::apply_profile_cap() {
                      scratch_times_.end());
     cap = std::min(cap, scratch_times_[max_samples]);
   }
-  if (cap < txn_end_) out_->profile_cap_ns = cap;
+  if (cap < span_tree_.txn_end_ns) out_->profile_cap_ns = cap;
   std::size_t kept = 0;
   for (std::size_t i = 0; i < work_.size(); ++i) {
     if (work_[i].t >= cap) {
@@ -124,7 +125,7 @@ inline void gap_filler::apply_profile_cap() {
   work_.resize(kept);
   for (const work_sample& w : work_) {
     if ((w.bits & work_truncated) != 0) ++out_->counts.truncated_samples;
-    ++ctxs_[w.ctx].sample_count;
+    ++ctx_sampling_[w.ctx].sample_count;
   }
 }
 
@@ -132,13 +133,24 @@ inline void gap_filler::apply_profile_cap() {
 // (wall mode), else Δ0 (§1).
 inline void gap_filler::compute_intervals() {
   using namespace scratch;
+  // A fiber's threads come from its switches (the timeline); a thread's from its samples below.
+  for (std::uint32_t ctx = 0; ctx < timeline_.contexts.size(); ++ctx) {
+    const ctx_state& state = timeline_.contexts[ctx];
+    if (!state.fiber) continue;
+    context_sampling& c = ctx_sampling_[ctx];
+    c.tid_first = static_cast<std::uint32_t>(ctx_tids_.size());
+    const auto fiber_first = timeline_.fiber_tids.begin() + state.fiber_tid_first;
+    ctx_tids_.insert(ctx_tids_.end(), fiber_first, fiber_first + state.fiber_tid_count);
+    c.tid_count = state.fiber_tid_count;
+  }
   std::size_t begin = 0;
   while (begin < work_.size()) {
     const std::uint32_t ctx = work_[begin].ctx;
     std::size_t end = begin;
     while (end < work_.size() && work_[end].ctx == ctx) ++end;
-    ctx_state& c = ctxs_[ctx];
-    if (!c.fiber) {  // a thread's tids (one, unless the tid was reused): from its samples
+    context_sampling& c = ctx_sampling_[ctx];
+    const ctx_state& state = timeline_.contexts[ctx];
+    if (!state.fiber) {  // a thread's tids (one, unless the tid was reused): from its samples
       c.tid_first = static_cast<std::uint32_t>(ctx_tids_.size());
       for (std::size_t i = begin; i < end; ++i) {
         if (std::find(ctx_tids_.begin() + c.tid_first, ctx_tids_.end(), work_[i].tid) == ctx_tids_.end()) {
@@ -151,7 +163,7 @@ inline void gap_filler::compute_intervals() {
       scratch_times_.clear();
       for (std::size_t i = begin + 1; i < end; ++i) {
         const std::int64_t spacing = work_[i].t - work_[i - 1].t;
-        if (spacing > 0 && suspended_within(c, work_[i - 1].t, work_[i].t) == 0) scratch_times_.push_back(spacing);
+        if (spacing > 0 && timeline_.suspended_within(state, work_[i - 1].t, work_[i].t) == 0) scratch_times_.push_back(spacing);
       }
       if (!scratch_times_.empty()) {
         const auto middle = scratch_times_.begin() + static_cast<std::ptrdiff_t>(scratch_times_.size() / 2);
@@ -161,12 +173,12 @@ inline void gap_filler::compute_intervals() {
     }
     begin = end;
   }
-  for (const ctx_state& c : ctxs_) {
+  for (std::uint32_t ctx = 0; ctx < timeline_.contexts.size(); ++ctx) {
     context_summary summary;
-    summary.ctx_id = c.id;
-    summary.interval_ns = c.interval_ns;
-    summary.sample_count = c.sample_count;
-    summary.fiber = c.fiber;
+    summary.ctx_id = timeline_.contexts[ctx].id;
+    summary.interval_ns = ctx_sampling_[ctx].interval_ns;
+    summary.sample_count = ctx_sampling_[ctx].sample_count;
+    summary.fiber = timeline_.contexts[ctx].fiber;
     out_->contexts.push_back(summary);
   }
 }

@@ -2,6 +2,7 @@
 // contexts, gaps, work samples, tree nodes, runs, candidate spans).
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "input.hpp"
@@ -10,71 +11,26 @@ namespace spanprof::detail::gapfill {
 
 namespace scratch {
 
-enum frame_bits : std::uint8_t {
-  frame_internal = 1u << 0,    // spanprof or signal delivery: stripped from the leaf side
-  frame_blocking = 1u << 1,    // a blocking libc entry
-  frame_inlined = 1u << 2,
-};
-
-struct frame_info {
-  std::uint32_t fkey = 0;  // function identity: (module, file, display name)
-  std::uint32_t line = 0;
-  std::uint8_t bits = 0;
-};
-
-struct function_info {
-  std::string_view display;
-  std::string_view match;
-  std::string_view file;
-  std::string_view module;
-  std::string_view blocking;  // blocking_call(display)
-  std::uint64_t last_hash = 0;
-  std::uint32_t first_frame = 0;
-};
-
-struct interval {
-  std::int64_t begin = 0;
-  std::int64_t end = 0;
-};
-
-struct span_state {
-  std::uint32_t parent = no_index;
-  std::uint32_t owner = no_index;  // itself, or the nearest ancestor that is not excluded
-  std::uint32_t ctx = 0;
-  std::int64_t begin = 0;
-  std::int64_t end = 0;
-  bool excluded = false;
-  bool nested = false;
-  bool filled = false;
-  bool has_child = false;
-  std::uint32_t first_gap = 0;
-  std::uint32_t gap_count = 0;
-  std::uint32_t match_first = 0;  // fkeys matching its call site, in gap_filler::span_matches_
-  std::uint32_t match_count = 0;
-  // Longest common root-side prefix of the stacks of it and its descendants (§2.3 fallback).
-  std::uint32_t lcp_sample = no_index;  // a work sample holding the prefix
-  std::uint32_t lcp_length = 0;
-  bool lcp_distinct = false;  // at least two different stacks
-};
-
-struct ctx_state {
-  std::uint64_t id = 0;
-  bool fiber = false;
-  std::uint32_t suspended_first = 0;  // suspended intervals within the transaction, sorted
-  std::uint32_t suspended_count = 0;
-  std::uint32_t drop_first = 0;  // sorted drop times, in gap_filler::drop_times_
-  std::uint32_t drop_count = 0;
-  std::uint32_t tid_first = 0;  // threads it ran on, in gap_filler::ctx_tids_
-  std::uint32_t tid_count = 0;
+// Per context, from its samples (phase 5) and drops (phase 6).
+struct context_sampling {
   std::int64_t interval_ns = 0;
   std::uint32_t sample_count = 0;
+  std::uint32_t tid_first = 0;  // threads it ran on, in gap_filler::ctx_tids_
+  std::uint32_t tid_count = 0;
+  std::uint32_t drop_first = 0;  // sorted drop times, in gap_filler::drop_times_
+  std::uint32_t drop_count = 0;
+};
+
+// Longest common root-side prefix of the stacks of a span and its descendants (§2.3 fallback).
+struct common_prefix {
+  std::uint32_t sample = no_index;  // a work sample holding the prefix
+  std::uint32_t length = 0;
+  bool distinct = false;  // at least two different stacks
 };
 
 struct gap_state {
   std::uint32_t sample_first = 0;  // its samples in gap_filler::gap_order_, in time order
   std::uint32_t sample_count = 0;
-  std::uint32_t suspended_first = 0;  // its suspended segments in gap_filler::gap_suspended_
-  std::uint32_t suspended_count = 0;
   std::uint32_t derived_first = 0;  // its candidates in gap_filler::candidates_
   std::uint32_t derived_count = 0;
   std::uint32_t node_first = 0;  // its tree in gap_filler::nodes_ (first is a virtual root)

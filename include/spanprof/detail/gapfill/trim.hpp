@@ -28,11 +28,11 @@ inline void gap_filler::trim_sample(scratch::work_sample& w) {
     for (std::size_t lane = 0; lane < 4; ++lane) largest[lane] = std::max(largest[lane], stack[k + lane]);
   }
   for (; k < n; ++k) largest[0] = std::max(largest[0], stack[k]);
-  if (n == 0 || std::max(std::max(largest[0], largest[1]), std::max(largest[2], largest[3])) >= frame_infos_.size()) {
+  if (n == 0 || std::max(std::max(largest[0], largest[1]), std::max(largest[2], largest[3])) >= frame_table_.frames.size()) {
     ++out_->counts.unresolved_samples;
     return;
   }
-  const frame_info* info = frame_infos_.data();
+  const frame_info* info = frame_table_.frames.data();
   std::size_t leaf = 0;
   while (leaf < n && (info[stack[leaf]].bits & frame_internal) != 0) ++leaf;
   if (leaf != 0) ++out_->counts.self_frames_stripped;
@@ -42,7 +42,7 @@ inline void gap_filler::trim_sample(scratch::work_sample& w) {
     return;
   }
   if ((info[stack[leaf]].bits & frame_blocking) != 0) w.bits |= work_blocked;
-  const span_state& s = spans_[w.span];
+  const span_state& s = span_tree_.spans[w.span];
   std::size_t root = n;  // n: not found
   if ((w.bits & work_anchor_usable) != 0) {
     // Physical frame anchor_idx spans the entries [chain_first, chain_last]: its inline chain.
@@ -61,7 +61,7 @@ inline void gap_filler::trim_sample(scratch::work_sample& w) {
     if (root != n) {
       // In the anchor's inline chain, entries outside F (F inlined into its caller) go.
       for (std::size_t e = root + 1; e-- > chain_first;) {
-        if (span_matches_fkey(s, info[stack[e]].fkey)) {
+        if (span_tree_.opened_by(s, info[stack[e]].fkey)) {
           root = e;
           break;
         }
@@ -70,7 +70,7 @@ inline void gap_filler::trim_sample(scratch::work_sample& w) {
   }
   if (root == n) {
     for (std::size_t e = n; e-- > leaf;) {
-      if (span_matches_fkey(s, info[stack[e]].fkey)) {
+      if (span_tree_.opened_by(s, info[stack[e]].fkey)) {
         root = e;
         break;
       }
@@ -78,12 +78,13 @@ inline void gap_filler::trim_sample(scratch::work_sample& w) {
   }
   if (root == n && (w.bits & work_truncated) == 0) {
     if (!prefixes_ready_) compute_common_prefixes();
-    if (s.lcp_sample == no_index || !s.lcp_distinct || s.lcp_length == 0 || s.lcp_length > n) {
+    const common_prefix& prefix = prefixes_[w.span];
+    if (prefix.sample == no_index || !prefix.distinct || prefix.length == 0 || prefix.length > n) {
       root = n - 1;  // untrimmed
       w.bits |= work_low_confidence;
       ++out_->counts.low_confidence_trims;
     } else {
-      root = n - s.lcp_length;
+      root = n - prefix.length;
     }
   }
   // A truncated stack without F lost its root side: no prefix can be aligned with it.
@@ -102,7 +103,7 @@ inline void gap_filler::trim_sample(scratch::work_sample& w) {
 inline void gap_filler::compute_common_prefixes() {
   using namespace scratch;
   prefixes_ready_ = true;
-  const std::size_t frame_count = frame_infos_.size();
+  const std::size_t frame_count = frame_table_.frames.size();
   auto valid = [&](const work_sample& w) {
     for (const std::uint32_t f : stack_of(w)) {
       if (f >= frame_count) return false;
@@ -111,52 +112,49 @@ inline void gap_filler::compute_common_prefixes() {
   };
   auto fkey_from_root = [&](const work_sample& w, std::size_t k) {
     const std::span<const std::uint32_t> st = stack_of(w);
-    return frame_infos_[st[st.size() - 1 - k]].fkey;
+    return frame_table_.frames[st[st.size() - 1 - k]].fkey;
   };
   // Merges sample/prefix (b_sample, b_len) into span s's prefix.
-  auto merge = [&](span_state& s, std::uint32_t b_sample, std::uint32_t b_len, bool b_distinct) {
+  auto merge = [&](common_prefix& s, std::uint32_t b_sample, std::uint32_t b_len, bool b_distinct) {
     if (b_sample == no_index) return;
-    if (s.lcp_sample == no_index) {
-      s.lcp_sample = b_sample;
-      s.lcp_length = b_len;
-      s.lcp_distinct = b_distinct;
+    if (s.sample == no_index) {
+      s.sample = b_sample;
+      s.length = b_len;
+      s.distinct = b_distinct;
       return;
     }
-    const work_sample& a = work_[s.lcp_sample];
+    const work_sample& a = work_[s.sample];
     const work_sample& b = work_[b_sample];
-    const std::uint32_t limit = std::min(s.lcp_length, b_len);
+    const std::uint32_t limit = std::min(s.length, b_len);
     std::uint32_t k = 0;
     while (k < limit && fkey_from_root(a, k) == fkey_from_root(b, k)) ++k;
-    const bool same_stack = k == s.lcp_length && k == b_len && stack_of(a).size() == s.lcp_length &&
+    const bool same_stack = k == s.length && k == b_len && stack_of(a).size() == s.length &&
                             stack_of(b).size() == b_len;
-    s.lcp_distinct = s.lcp_distinct || b_distinct || !same_stack;
-    s.lcp_length = k;
+    s.distinct = s.distinct || b_distinct || !same_stack;
+    s.length = k;
   };
-  for (span_state& s : spans_) {
-    s.lcp_sample = no_index;
-    s.lcp_length = 0;
-    s.lcp_distinct = false;
-  }
+  const std::vector<span_state>& spans = span_tree_.spans;
+  prefixes_.assign(spans.size(), common_prefix{});
   for (std::uint32_t i = 0; i < work_.size(); ++i) {
     const work_sample& w = work_[i];
     if ((w.bits & work_placed) == 0 || (w.bits & work_truncated) != 0 || !valid(w)) continue;
-    merge(spans_[w.span], i, static_cast<std::uint32_t>(stack_of(w).size()), false);
+    merge(prefixes_[w.span], i, static_cast<std::uint32_t>(stack_of(w).size()), false);
   }
   // Children into parents, deepest first.
-  std::vector<std::uint32_t> depth(spans_.size(), 0);
+  std::vector<std::uint32_t> depth(spans.size(), 0);
   std::uint32_t max_depth = 0;
-  for (std::uint32_t i = 0; i < spans_.size(); ++i) {
+  for (std::uint32_t i = 0; i < spans.size(); ++i) {
     std::uint32_t d = 0;
-    for (std::uint32_t p = spans_[i].parent; p != no_index && d <= spans_.size(); p = spans_[p].parent) ++d;
+    for (std::uint32_t p = spans[i].parent; p != no_index && d <= spans.size(); p = spans[p].parent) ++d;
     depth[i] = d;
     max_depth = std::max(max_depth, d);
   }
   for (std::uint32_t d = max_depth; d > 0; --d) {
-    for (std::uint32_t i = 0; i < spans_.size(); ++i) {
-      if (depth[i] != d || spans_[i].parent == no_index) continue;
-      span_state& parent = spans_[spans_[i].parent];
-      if (parent.ctx != spans_[i].ctx) continue;
-      merge(parent, spans_[i].lcp_sample, spans_[i].lcp_length, spans_[i].lcp_distinct);
+    for (std::uint32_t i = 0; i < spans.size(); ++i) {
+      if (depth[i] != d || spans[i].parent == no_index) continue;
+      if (spans[spans[i].parent].ctx != spans[i].ctx) continue;
+      const common_prefix child = prefixes_[i];
+      merge(prefixes_[spans[i].parent], child.sample, child.length, child.distinct);
     }
   }
 }
