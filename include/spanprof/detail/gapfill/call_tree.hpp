@@ -123,7 +123,8 @@ inline void gap_filler::order_run_records(scratch::gap_state& g) {
 inline void gap_filler::build_gap(std::uint32_t gap) {
   using namespace scratch;
   gap_state& g = gap_states_[gap];
-  const std::uint32_t m = g.sample_count;
+  const scratch::index_range samples = gap_samples_.of_gap[gap];
+  const std::uint32_t m = samples.count;
   prefix_weight_.resize(m + 1);
   prefix_count_.resize(m + 1);
   prefix_blocked_.resize(m + 1);
@@ -135,15 +136,15 @@ inline void gap_filler::build_gap(std::uint32_t gap) {
   // trimming of one sample is too short to hide the wait for the next.
   constexpr std::uint32_t prefetch_distance = 4;
   auto prefetch_stack = [&](std::uint32_t pos) {
-    const std::span<const std::uint32_t> st = stack_of(work_[gap_order_[g.sample_first + pos]]);
+    const std::span<const std::uint32_t> st = stack_of(ordered_.samples[gap_samples_.order[samples.first + pos]]);
     const char* bytes = reinterpret_cast<const char*>(st.data());
     for (std::size_t offset = 0; offset < st.size_bytes(); offset += 64) __builtin_prefetch(bytes + offset);
   };
   for (std::uint32_t pos = 0; pos < std::min(m, prefetch_distance); ++pos) prefetch_stack(pos);
   for (std::uint32_t pos = 0; pos < m; ++pos) {
     if (pos + prefetch_distance < m) prefetch_stack(pos + prefetch_distance);
-    work_sample& w = work_[gap_order_[g.sample_first + pos]];
-    trim_sample(w);
+    work_sample& w = ordered_.samples[gap_samples_.order[samples.first + pos]];
+    trimmer_.trim(w);
     const bool resolved = (w.bits & work_resolved) != 0;
     if (resolved) longest = std::max<std::size_t>(longest, w.root_pos - w.leaf_skip + 1);
     prefix_weight_[pos + 1] = prefix_weight_[pos] + (resolved ? w.weight : 0);

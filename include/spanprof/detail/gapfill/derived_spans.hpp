@@ -33,22 +33,23 @@ inline std::string gap_filler::call_site_text(std::uint32_t caller_frame) const 
 inline std::pair<const scratch::work_sample*, const scratch::work_sample*> gap_filler::run_neighbours(
     std::uint32_t gap, const scratch::run_record& top, const scratch::work_sample& first) const noexcept {
   using namespace scratch;
-  const gap_state& g = gap_states_[gap];
+  const index_range samples = gap_samples_.of_gap[gap];
+  const std::vector<work_sample>& work = ordered_.samples;
   const work_sample* previous = nullptr;
   for (std::uint32_t pos = top.first_pos; pos-- > 0 && previous == nullptr;) {
     if ((gap_sample(gap, pos).bits & work_resolved) != 0) previous = &gap_sample(gap, pos);
   }
   if (previous == nullptr) {
-    const std::uint32_t first_work = gap_order_[g.sample_first];
-    if (first_work > 0 && work_[first_work - 1].ctx == first.ctx) previous = &work_[first_work - 1];
+    const std::uint32_t first_work = gap_samples_.order[samples.first];
+    if (first_work > 0 && work[first_work - 1].ctx == first.ctx) previous = &work[first_work - 1];
   }
   const work_sample* next = nullptr;
-  for (std::uint32_t pos = top.last_pos + 1; pos < g.sample_count && next == nullptr; ++pos) {
+  for (std::uint32_t pos = top.last_pos + 1; pos < samples.count && next == nullptr; ++pos) {
     if ((gap_sample(gap, pos).bits & work_resolved) != 0) next = &gap_sample(gap, pos);
   }
   if (next == nullptr) {
-    const std::uint32_t last_work = gap_order_[g.sample_first + g.sample_count - 1];
-    if (last_work + 1 < work_.size() && work_[last_work + 1].ctx == first.ctx) next = &work_[last_work + 1];
+    const std::uint32_t last_work = gap_samples_.order[samples.first + samples.count - 1];
+    if (last_work + 1 < work.size() && work[last_work + 1].ctx == first.ctx) next = &work[last_work + 1];
   }
   return {previous, next};
 }
@@ -63,7 +64,7 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
   const gap_summary& gs = out_->gaps[gap];
   const std::uint32_t ctx_index = span_tree_.spans[gs.span_index].ctx;
   const ctx_state& c = timeline_.contexts[ctx_index];
-  const context_sampling& sampling = ctx_sampling_[ctx_index];
+  const context_sampling& sampling = ordered_.contexts[ctx_index];
   const std::int64_t delta = sampling.interval_ns;
   const std::int64_t tol = cfg_->skew_tolerance_ns;
   const std::uint32_t count = count_between(top.first_pos, top.last_pos);  // ≥ min_samples: see close_runs
@@ -155,12 +156,8 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
   for (std::uint32_t pos = top.first_pos; pos <= top.last_pos && !d.low_confidence; ++pos) {
     d.low_confidence = (gap_sample(gap, pos).bits & work_low_confidence) != 0;
   }
-  if (sampling.drop_count != 0) {
-    const auto drops_first = drop_times_.begin() + sampling.drop_first;
-    const auto drops_last = drops_first + sampling.drop_count;
-    d.merged_over_drop = std::upper_bound(drops_first, drops_last, first_t) != std::lower_bound(drops_first, drops_last, last_t);
-    if (d.merged_over_drop) ++out_->counts.merged_over_drop;
-  }
+  d.merged_over_drop = drops_.any_between(ctx_index, first_t, last_t);
+  if (d.merged_over_drop) ++out_->counts.merged_over_drop;
   d.call_tree_node = top.node;  // internal index until output_trees()
   if (top.self_run) {
     d.stack = std::string(fn.display);
@@ -298,7 +295,7 @@ inline void gap_filler::finish_candidates() {
     const std::int64_t running = gs.end_ns - gs.begin_ns - gs.suspended_ns;
     gs.explained_ns = explained;
     gs.residual_ns = running - explained;
-    const std::int64_t delta = ctx_sampling_[span_tree_.spans[gs.span_index].ctx].interval_ns;
+    const std::int64_t delta = ordered_.contexts[span_tree_.spans[gs.span_index].ctx].interval_ns;
     gs.expected_samples = delta > 0 ? static_cast<double>(running) / static_cast<double>(delta) : 0.0;
   }
 }

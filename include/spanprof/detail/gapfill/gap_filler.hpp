@@ -14,9 +14,12 @@
 #include "id_table.hpp"
 #include "input.hpp"
 #include "output.hpp"
+#include "placement.hpp"
+#include "sample_order.hpp"
 #include "scratch_state.hpp"
 #include "span_tree.hpp"
 #include "timeline.hpp"
+#include "trim.hpp"
 
 namespace spanprof::detail::gapfill {
 
@@ -28,14 +31,6 @@ class gap_filler {
 
  private:
   void reset(const transaction_input& in, const config& cfg, filled_transaction& out);
-  void collect_samples();
-  void apply_profile_cap();
-  void compute_intervals();
-  void assign_samples();
-  void attribute_drops();
-  void group_by_gap();
-  void trim_sample(scratch::work_sample& w);
-  void compute_common_prefixes();
   void build_gap(std::uint32_t gap);
   void emit_gap(std::uint32_t gap);
   std::uint32_t emit_run(std::uint32_t gap, std::uint32_t record, std::uint32_t level, std::uint32_t parent_candidate, std::uint64_t& emitted_weight, std::int64_t& sibling_end);
@@ -64,7 +59,7 @@ class gap_filler {
     return prefix_count_[last_pos + 1] - prefix_count_[first_pos];
   }
   [[nodiscard]] const scratch::work_sample& gap_sample(std::uint32_t gap, std::uint32_t pos) const noexcept {
-    return work_[gap_order_[gap_states_[gap].sample_first + pos]];
+    return ordered_.samples[gap_samples_.order[gap_samples_.of_gap[gap].first + pos]];
   }
 
   const transaction_input* in_ = nullptr;
@@ -72,7 +67,6 @@ class gap_filler {
   filled_transaction* out_ = nullptr;
   std::int64_t nominal_ = 0;
   std::int64_t min_gap_ = 0;
-  bool prefixes_ready_ = false;
 
   // Phase outputs, in the order the phases produce them; each later phase reads them const.
   scratch::frame_table frame_table_;
@@ -80,16 +74,12 @@ class gap_filler {
   scratch::context_timeline timeline_;
   scratch::gap_list gap_list_;
 
-  std::vector<scratch::context_sampling> ctx_sampling_;  // parallel to timeline_.contexts
-  std::vector<scratch::common_prefix> prefixes_;         // parallel to span_tree_.spans
-  std::vector<std::int64_t> drop_times_;
-  std::vector<std::uint32_t> ctx_tids_;
+  scratch::ordered_samples ordered_;
+  scratch::drop_table drops_;
+  scratch::gap_samples gap_samples_;
+
+  scratch::stack_trimmer trimmer_;
   std::vector<scratch::gap_state> gap_states_;
-  std::vector<scratch::work_sample> work_;
-  std::vector<scratch::work_sample> work_sorted_;
-  std::vector<std::pair<std::uint64_t, std::uint32_t>> sort_keys_;
-  std::vector<std::int64_t> scratch_times_;
-  std::vector<std::uint32_t> gap_order_;
   std::vector<std::uint32_t> scratch_counts_;
   // Per gap being built:
   std::vector<std::uint64_t> prefix_weight_;

@@ -21,7 +21,7 @@ inline void gap_filler::emit_gap_spans() {
     const span_input& s = in_->spans[gs.span_index];
     const std::uint32_t ctx_index = span_tree_.spans[gs.span_index].ctx;
     const ctx_state& c = timeline_.contexts[ctx_index];
-    const context_sampling& sampling = ctx_sampling_[ctx_index];
+    const context_sampling& sampling = ordered_.contexts[ctx_index];
     const std::int64_t delta = sampling.interval_ns;
     const std::int64_t duration = gs.end_ns - gs.begin_ns;
     const std::int64_t running = duration - gs.suspended_ns;
@@ -34,7 +34,7 @@ inline void gap_filler::emit_gap_spans() {
       d.span_id = s.id;
       d.gap_index = g;
       d.ctx_id = c.id;
-      d.tid = sampling.tid_count != 0 ? ctx_tids_[sampling.tid_first] : 0;
+      d.tid = sampling.tid_count != 0 ? ordered_.context_tids[sampling.tid_first] : 0;
       d.begin_ns = begin;
       d.end_ns = end;
       d.begin_lo_ns = begin;

@@ -59,14 +59,12 @@ inline void gap_filler::run(const transaction_input& in, const config& cfg, fill
   }
   build_context_timeline(in, span_tree_, timeline_);
   build_gap_list(in, span_tree_, timeline_, min_gap_, gap_list_, out);
-  ctx_sampling_.assign(timeline_.contexts.size(), scratch::context_sampling{nominal_});
+  build_ordered_samples(in, cfg, span_tree_, timeline_, nominal_, ordered_, out);
+  place_samples(cfg, gap_list_, ordered_, out);
+  attribute_drops(in, span_tree_, timeline_, ordered_, drops_, out);
+  group_by_gap(in.mode, nominal_, ordered_, gap_samples_, out);
+  trimmer_.bind(in, frame_table_, span_tree_, ordered_.samples, out.counts);
   gap_states_.assign(gap_list_.gaps.size(), scratch::gap_state{});
-  collect_samples();
-  apply_profile_cap();
-  compute_intervals();
-  assign_samples();
-  attribute_drops();
-  group_by_gap();
   // Stacks are trimmed gap by gap, just before the gap's tree is built from them: each stack is
   // then read from memory once (a profile's stacks outgrow the caches).
   for (std::uint32_t g = 0; g < gap_states_.size(); ++g) {
@@ -74,7 +72,8 @@ inline void gap_filler::run(const transaction_input& in, const config& cfg, fill
       build_gap(g);
       emit_gap(g);
     } else {
-      for (std::uint32_t k = 0; k < gap_states_[g].sample_count; ++k) trim_sample(work_[gap_order_[gap_states_[g].sample_first + k]]);
+      const scratch::index_range range = gap_samples_.of_gap[g];
+      for (std::uint32_t pos = 0; pos < range.count; ++pos) trimmer_.trim(ordered_.samples[gap_samples_.order[range.first + pos]]);
     }
   }
   finish_candidates();
@@ -100,11 +99,6 @@ inline void gap_filler::reset(const transaction_input& in, const config& cfg, fi
   nominal_ = in.sampling_interval_ns > 0 ? in.sampling_interval_ns : 10'000'000;
   out.nominal_interval_ns = nominal_;
   min_gap_ = cfg.min_gap_ns > 0 ? cfg.min_gap_ns : nominal_;
-  prefixes_ready_ = false;
-  drop_times_.clear();
-  ctx_tids_.clear();
-  work_.clear();
-  gap_order_.clear();
   nodes_.clear();
   records_.clear();
   candidates_.clear();

@@ -25,8 +25,9 @@ struct gap_segments {
   std::uint32_t suspended_count = 0;
 };
 
-struct span_gaps {
-  std::uint32_t first = 0;  // its gaps: [first, first + count) in gap_list::gaps
+// [first, first + count) of some table.
+struct index_range {
+  std::uint32_t first = 0;
   std::uint32_t count = 0;
 };
 
@@ -34,7 +35,7 @@ struct span_gaps {
 struct gap_list {
   std::vector<gap_segments> gaps;  // parallel to filled_transaction::gaps
   std::vector<interval> suspended;
-  std::vector<span_gaps> of_span;  // parallel to span_tree::spans
+  std::vector<index_range> of_span;  // each span's gaps; parallel to span_tree::spans
   // Scratch: (parent span, begin, end) of every child that covers part of its parent.
   std::vector<std::tuple<std::uint32_t, std::int64_t, std::int64_t>> covers;
 };
@@ -65,7 +66,7 @@ inline void add_gap(std::uint32_t span_index, std::int64_t begin, std::int64_t e
                     std::int64_t min_gap_ns, gap_list& list, filled_transaction& result) {
   if (end <= begin) return;
   const span_state& span = tree.spans[span_index];
-  span_gaps& range = list.of_span[span_index];
+  index_range& range = list.of_span[span_index];
   const ctx_state& ctx = timeline.contexts[span.ctx];
   gap_summary summary;
   summary.span_id = in.spans[span_index].id;
@@ -112,7 +113,7 @@ inline void build_gap_list(const transaction_input& in, const scratch::span_tree
   using namespace scratch;
   list.gaps.clear();
   list.suspended.clear();
-  list.of_span.assign(tree.spans.size(), span_gaps{});
+  list.of_span.assign(tree.spans.size(), index_range{});
   collect_covers(tree, list);
   std::size_t cover = 0;
   for (std::uint32_t i = 0; i < tree.spans.size(); ++i) {

@@ -16,12 +16,12 @@ inline void gap_filler::label_samples() {
     const std::uint32_t fi = candidate_final_[i];
     if (fi == no_index) continue;
     const candidate& c = candidates_[i];
-    const gap_state& g = gap_states_[c.gap];
+    const index_range samples = gap_samples_.of_gap[c.gap];
     for (std::uint32_t pos = c.first_pos; pos <= c.last_pos; ++pos) {
-      out_->placements[work_[gap_order_[g.sample_first + pos]].input].derived_index = fi;
+      out_->placements[ordered_.samples[gap_samples_.order[samples.first + pos]].input].derived_index = fi;
     }
   }
-  for (const work_sample& w : work_) {
+  for (const work_sample& w : ordered_.samples) {
     if ((w.bits & work_placed) == 0) continue;
     sample_placement& p = out_->placements[w.input];
     p.leaf_skip = w.leaf_skip;

@@ -11,54 +11,11 @@ namespace spanprof::detail::gapfill {
 
 namespace scratch {
 
-// Per context, from its samples (phase 5) and drops (phase 6).
-struct context_sampling {
-  std::int64_t interval_ns = 0;
-  std::uint32_t sample_count = 0;
-  std::uint32_t tid_first = 0;  // threads it ran on, in gap_filler::ctx_tids_
-  std::uint32_t tid_count = 0;
-  std::uint32_t drop_first = 0;  // sorted drop times, in gap_filler::drop_times_
-  std::uint32_t drop_count = 0;
-};
-
-// Longest common root-side prefix of the stacks of a span and its descendants (§2.3 fallback).
-struct common_prefix {
-  std::uint32_t sample = no_index;  // a work sample holding the prefix
-  std::uint32_t length = 0;
-  bool distinct = false;  // at least two different stacks
-};
-
 struct gap_state {
-  std::uint32_t sample_first = 0;  // its samples in gap_filler::gap_order_, in time order
-  std::uint32_t sample_count = 0;
   std::uint32_t derived_first = 0;  // its candidates in gap_filler::candidates_
   std::uint32_t derived_count = 0;
   std::uint32_t node_first = 0;  // its tree in gap_filler::nodes_ (first is a virtual root)
   std::uint32_t node_count = 0;
-};
-
-enum work_bits : std::uint8_t {
-  work_resolved = 1u << 0,
-  work_blocked = 1u << 1,
-  work_anchor_usable = 1u << 2,
-  work_low_confidence = 1u << 4,
-  work_truncated = 1u << 5,
-  work_placed = 1u << 6,
-};
-
-struct work_sample {
-  std::int64_t t = 0;
-  std::int64_t placed_t = 0;
-  std::uint64_t seq = 0;
-  std::uint32_t input = 0;
-  std::uint32_t ctx = 0;
-  std::uint32_t span = 0;  // after redirection to the owner of an excluded span
-  std::uint32_t gap = no_index;
-  std::uint32_t tid = 0;
-  std::uint32_t weight = 1;
-  std::uint16_t leaf_skip = 0;
-  std::uint16_t root_pos = 0;  // leaf-first index of F; valid if resolved
-  std::uint8_t bits = 0;
 };
 
 struct line_tally {
