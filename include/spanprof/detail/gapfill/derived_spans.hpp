@@ -54,6 +54,180 @@ inline std::pair<const scratch::work_sample*, const scratch::work_sample*> gap_f
   return {previous, next};
 }
 
+// §2.5: a run's edges. begin_est = max(g0, first_t − Δ/2, (previous_t + first_t)/2), and the
+// end likewise, clamped into the parent candidate and after the previous sibling. False when
+// the result is shorter than min_duration_ns (the run is not a span).
+inline bool gap_filler::estimate_run_window(std::uint32_t gap, const scratch::run_record& top, std::uint32_t parent_candidate,
+                                            std::int64_t sibling_end, scratch::run_window& window) const {
+  using namespace scratch;
+  const gap_summary& gap_info = out_->gaps[gap];
+  const ctx_state& ctx = timeline_.contexts[span_tree_.spans[gap_info.span_index].ctx];
+  const std::int64_t interval_ns = ordered_.contexts[span_tree_.spans[gap_info.span_index].ctx].interval_ns;
+  const work_sample& first = gap_sample(gap, top.first_pos);
+  window.first_t = first.placed_t;
+  window.last_t = gap_sample(gap, top.last_pos).placed_t;
+  const auto [previous, next] = run_neighbours(gap, top, first);
+  window.previous_t = previous != nullptr ? previous->placed_t : minus_infinity;
+  window.next_t = next != nullptr ? next->placed_t : plus_infinity;
+  const std::int64_t first_t = window.first_t;
+  const std::int64_t last_t = window.last_t;
+  const std::int64_t previous_t = window.previous_t;
+  const std::int64_t next_t = window.next_t;
+  // Half-windows measured in on-thread time, so a suspension between previous_t and first_t
+  // does not stretch the estimate. (A neighbour clamped into this gap by a skew conflict can
+  // sit past first_t or last_t: no window.)
+  const std::int64_t half = interval_ns / 2;
+  const std::int64_t before = previous_t == minus_infinity ? half : std::clamp<std::int64_t>(((first_t - previous_t) - timeline_.suspended_within(ctx, previous_t, first_t)) / 2, 0, half);
+  const std::int64_t after = next_t == plus_infinity ? half : std::clamp<std::int64_t>(((next_t - last_t) - timeline_.suspended_within(ctx, last_t, next_t)) / 2, 0, half);
+  std::int64_t lower = gap_info.begin_ns;
+  std::int64_t upper = gap_info.end_ns;
+  if (parent_candidate != no_index) {
+    lower = std::max(lower, candidates_[parent_candidate].span.begin_ns);
+    upper = std::min(upper, candidates_[parent_candidate].span.end_ns);
+  }
+  std::int64_t begin = std::max(gap_info.begin_ns, timeline_.wall_before(ctx, first_t, before));
+  std::int64_t end = std::min(gap_info.end_ns, timeline_.wall_after(ctx, last_t, after));
+  // Within the clock tolerance of the gap's (exact, instrumented) edge, the edge is the better
+  // estimate: this also makes a skew ε ≤ tol leave the output unchanged (§3).
+  const std::int64_t tolerance_ns = cfg_->skew_tolerance_ns;
+  if (begin - gap_info.begin_ns <= tolerance_ns) begin = gap_info.begin_ns;
+  if (gap_info.end_ns - end <= tolerance_ns) end = gap_info.end_ns;
+  // The midpoints already keep siblings apart; the edge snap above must not undo that.
+  lower = std::max(lower, sibling_end);
+  begin = std::clamp(begin, lower, std::max(lower, upper));
+  end = std::clamp(end, begin, std::max(begin, upper));
+  window.begin = begin;
+  window.end = end;
+  return end - begin >= cfg_->min_duration_ns;
+}
+
+// Chain collapse (§2.5): a node with one child and no self samples does not split; the span is
+// the chain's top and the chain goes into spanprof.stack. Returns the chain's last record.
+inline std::uint32_t gap_filler::collapse_chain(std::uint32_t record, std::uint32_t count, std::uint32_t& max_repeat,
+                                                std::string& stack) const {
+  using namespace scratch;
+  const run_record& top = records_[record];
+  std::uint32_t chain_end = record;
+  max_repeat = top.max_repeat;
+  stack = std::string(frame_table_.functions[nodes_[top.node].fkey].display);
+  if (top.self_run) return chain_end;
+  for (;;) {
+    const run_record& link = records_[chain_end];
+    if (link.self_weight != 0 || link.child_count != 1) break;
+    const std::uint32_t child = record_children_[link.child_first];
+    const run_record& child_run = records_[child];
+    if (child_run.self_run || count_between(child_run.first_pos, child_run.last_pos) != count) break;
+    chain_end = child;
+    max_repeat = std::max(max_repeat, child_run.max_repeat);
+    stack.push_back(';');
+    stack.append(frame_table_.functions[nodes_[child_run.node].fkey].display);
+  }
+  return chain_end;
+}
+
+// Times, counts, state and code.* of the derived span of run `top` (§2.5, §2.6).
+inline void gap_filler::fill_run_span(std::uint32_t gap, const scratch::run_record& top, std::uint32_t chain_end,
+                                      const scratch::run_window& window, std::uint32_t max_repeat,
+                                      derived_span& span) {
+  using namespace scratch;
+  const gap_summary& gap_info = out_->gaps[gap];
+  const std::uint32_t ctx_index = span_tree_.spans[gap_info.span_index].ctx;
+  const ctx_state& ctx = timeline_.contexts[ctx_index];
+  const std::uint32_t count = count_between(top.first_pos, top.last_pos);  // ≥ min_samples: see close_runs
+  span.kind = top.self_run ? derived_kind::inferred_self : derived_kind::inferred;
+  span.span_id = gap_info.span_id;
+  span.gap_index = gap;
+  span.ctx_id = ctx.id;
+  span.tid = gap_sample(gap, top.first_pos).tid;
+  span.begin_ns = window.begin;
+  span.end_ns = window.end;
+  // Bounds: the truth begin lies after previous_t, the last sample without the function, and the end
+  // before next_t. gapfill.md also takes first_t − Δ and last_t + Δ, which hold only for perfectly regular
+  // samples: with jitter up to Δ/4 the neighbour can be 1.5Δ away, and a drop, a late ticker or
+  // (CPU mode) a blocked thread leaves a longer hole in which the call may have started.
+  span.begin_lo_ns = std::min(window.begin, std::max(gap_info.begin_ns, window.previous_t));
+  span.end_hi_ns = std::max(window.end, std::min(gap_info.end_ns, window.next_t));
+  span.duration_min_ns = window.last_t - window.first_t;
+  span.duration_error_ns = ordered_.contexts[ctx_index].interval_ns;
+  span.sample_count = count;
+  span.sample_weight = weight_between(top.first_pos, top.last_pos);
+  span.self_weight = records_[chain_end].self_weight;
+  const std::uint32_t blocked = prefix_blocked_[top.last_pos + 1] - prefix_blocked_[top.first_pos];
+  span.state = blocked == 0 ? run_state::running : blocked == count ? run_state::blocked : run_state::mixed;
+  const std::int64_t suspended_ns = timeline_.suspended_within(ctx, window.begin, window.end);
+  if (in_->mode == sample_mode::cpu) {
+    span.on_cpu_ns = static_cast<std::int64_t>(span.sample_weight) * nominal_;
+    span.off_cpu_ns = std::max<std::int64_t>(0, (window.end - window.begin) - suspended_ns - span.on_cpu_ns);
+  }
+  span.suspended_ns = suspended_ns;
+  span.recursion_depth = max_repeat;
+  const function_info& fn = frame_table_.functions[nodes_[top.node].fkey];
+  span.code_function = std::string(fn.display);
+  span.code_filepath = std::string(fn.file);
+  span.code_lineno = hottest_line(top.node, top.self_run);
+  span.low_confidence = gap_info.low_confidence;
+  for (std::uint32_t pos = top.first_pos; pos <= top.last_pos && !span.low_confidence; ++pos) {
+    span.low_confidence = (gap_sample(gap, pos).bits & work_low_confidence) != 0;
+  }
+  span.merged_over_drop = drops_.any_between(ctx_index, window.first_t, window.last_t);
+  if (span.merged_over_drop) ++out_->counts.merged_over_drop;
+  span.call_tree_node = top.node;  // internal index until output_trees()
+}
+
+// The blocking call most of a run's samples were in (their leaf); ties go to the first seen.
+inline std::string_view gap_filler::dominant_blocking_call(std::uint32_t gap, const scratch::run_record& top) const {
+  using namespace scratch;
+  std::array<std::pair<std::string_view, std::uint32_t>, 8> calls{};
+  std::size_t used = 0;
+  for (std::uint32_t pos = top.first_pos; pos <= top.last_pos; ++pos) {
+    const work_sample& w = gap_sample(gap, pos);
+    if ((w.bits & work_resolved) == 0) continue;
+    const std::string_view name = frame_table_.functions[frame_table_.frames[stack_of(w)[w.leaf_skip]].fkey].blocking;
+    std::size_t i = 0;
+    while (i < used && calls[i].first != name) ++i;
+    if (i == used && used < calls.size()) calls[used++] = {name, 0};
+    if (i < used) ++calls[i].second;
+  }
+  std::string_view call;
+  std::uint32_t best = 0;
+  for (std::size_t i = 0; i < used; ++i) {
+    if (calls[i].second > best) {
+      best = calls[i].second;
+      call = calls[i].first;
+    }
+  }
+  return call;
+}
+
+// description and spanprof.stack (§2.6): "F self (file:line)", "blocked: call ← function (site)"
+// or "function (site)".
+inline void gap_filler::describe_run_span(std::uint32_t gap, const scratch::run_record& top, std::string stack,
+                                          derived_span& span) const {
+  using namespace scratch;
+  const tree_node& node = nodes_[top.node];
+  const function_info& fn = frame_table_.functions[node.fkey];
+  if (top.self_run) {
+    span.stack = std::string(fn.display);
+    span.description = std::string(fn.display);
+    span.description.append(" self");
+    if (!fn.file.empty()) {
+      span.description.append(" (").append(names::basename(fn.file)).append(":").append(std::to_string(span.code_lineno)).append(")");
+    }
+    return;
+  }
+  span.stack = std::move(stack);
+  const std::string site = call_site_text(node.caller_frame);
+  if (span.state == run_state::blocked) {
+    const std::string_view call = dominant_blocking_call(gap, top);
+    span.description = "blocked: ";
+    span.description.append(call);
+    if (fn.blocking != call) span.description.append(" \xE2\x86\x90 ").append(fn.display);  // " ← "
+  } else {
+    span.description = std::string(fn.display);
+  }
+  if (!site.empty()) span.description.append(" (").append(site).append(")");
+}
+
 // §2.5: one run → one candidate derived span (with its chain collapsed), then its children.
 // Returns the candidate index, or no_index when the run is not a span.
 inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t record, std::uint32_t level, std::uint32_t parent_candidate, std::uint64_t& emitted_weight,
@@ -61,143 +235,18 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
   using namespace scratch;
   if (level > cfg_->max_inferred_depth) return no_index;
   const run_record& top = records_[record];
-  const gap_summary& gs = out_->gaps[gap];
-  const std::uint32_t ctx_index = span_tree_.spans[gs.span_index].ctx;
-  const ctx_state& c = timeline_.contexts[ctx_index];
-  const context_sampling& sampling = ordered_.contexts[ctx_index];
-  const std::int64_t delta = sampling.interval_ns;
-  const std::int64_t tol = cfg_->skew_tolerance_ns;
-  const std::uint32_t count = count_between(top.first_pos, top.last_pos);  // ≥ min_samples: see close_runs
-  const work_sample& first = gap_sample(gap, top.first_pos);
-  const work_sample& last = gap_sample(gap, top.last_pos);
-  const std::int64_t first_t = first.placed_t;
-  const std::int64_t last_t = last.placed_t;
-  const auto [previous, next] = run_neighbours(gap, top, first);
-  const std::int64_t previous_t = previous != nullptr ? previous->placed_t : minus_infinity;
-  const std::int64_t next_t = next != nullptr ? next->placed_t : plus_infinity;
-  // begin_est = max(g0, first_t − Δ/2, (previous_t + first_t)/2), measured in on-thread time so a suspension
-  // between previous_t and first_t does not stretch the estimate.
-  // (A neighbour clamped into this gap by a skew conflict can sit past first_t or last_t: no window.)
-  const std::int64_t half = delta / 2;
-  const std::int64_t before = previous_t == minus_infinity ? half : std::clamp<std::int64_t>(((first_t - previous_t) - timeline_.suspended_within(c, previous_t, first_t)) / 2, 0, half);
-  const std::int64_t after = next_t == plus_infinity ? half : std::clamp<std::int64_t>(((next_t - last_t) - timeline_.suspended_within(c, last_t, next_t)) / 2, 0, half);
-  std::int64_t lower = gs.begin_ns;
-  std::int64_t upper = gs.end_ns;
-  if (parent_candidate != no_index) {
-    lower = std::max(lower, candidates_[parent_candidate].span.begin_ns);
-    upper = std::min(upper, candidates_[parent_candidate].span.end_ns);
-  }
-  std::int64_t begin = std::max(gs.begin_ns, timeline_.wall_before(c, first_t, before));
-  std::int64_t end = std::min(gs.end_ns, timeline_.wall_after(c, last_t, after));
-  // Within the clock tolerance of the gap's (exact, instrumented) edge, the edge is the better
-  // estimate: this also makes a skew ε ≤ tol leave the output unchanged (§3).
-  if (begin - gs.begin_ns <= tol) begin = gs.begin_ns;
-  if (gs.end_ns - end <= tol) end = gs.end_ns;
-  // The midpoints already keep siblings apart; the edge snap above must not undo that.
-  lower = std::max(lower, sibling_end);
-  begin = std::clamp(begin, lower, std::max(lower, upper));
-  end = std::clamp(end, begin, std::max(begin, upper));
-  if (end - begin < cfg_->min_duration_ns) return no_index;
-  sibling_end = end;
-
-  // Chain collapse: a node with one child and no self samples does not split (§2.5).
-  std::uint32_t chain_end = record;
-  std::uint32_t max_repeat = top.max_repeat;
-  std::string stack(frame_table_.functions[nodes_[top.node].fkey].display);
-  if (!top.self_run) {
-    for (;;) {
-      const run_record& r = records_[chain_end];
-      if (r.self_weight != 0 || r.child_count != 1) break;
-      const std::uint32_t child = record_children_[r.child_first];
-      const run_record& cr = records_[child];
-      if (cr.self_run || count_between(cr.first_pos, cr.last_pos) != count) break;
-      chain_end = child;
-      max_repeat = std::max(max_repeat, cr.max_repeat);
-      stack.push_back(';');
-      stack.append(frame_table_.functions[nodes_[cr.node].fkey].display);
-    }
-  }
+  run_window window;
+  if (!estimate_run_window(gap, top, parent_candidate, sibling_end, window)) return no_index;
+  sibling_end = window.end;
+  const std::uint32_t count = count_between(top.first_pos, top.last_pos);
+  std::uint32_t max_repeat = 1;
+  std::string stack;
+  const std::uint32_t chain_end = collapse_chain(record, count, max_repeat, stack);
 
   candidate cand;
-  derived_span& d = cand.span;
-  d.kind = top.self_run ? derived_kind::inferred_self : derived_kind::inferred;
-  d.span_id = gs.span_id;
-  d.gap_index = gap;
-  d.depth = level;
-  d.ctx_id = c.id;
-  d.tid = first.tid;
-  d.begin_ns = begin;
-  d.end_ns = end;
-  // Bounds: the truth begin lies after previous_t, the last sample without the function, and the end
-  // before next_t. gapfill.md also takes first_t − Δ and last_t + Δ, which hold only for perfectly regular
-  // samples: with jitter up to Δ/4 the neighbour can be 1.5Δ away, and a drop, a late ticker or
-  // (CPU mode) a blocked thread leaves a longer hole in which the call may have started.
-  d.begin_lo_ns = std::min(begin, std::max(gs.begin_ns, previous_t));
-  d.end_hi_ns = std::max(end, std::min(gs.end_ns, next_t));
-  d.duration_min_ns = last_t - first_t;
-  d.duration_error_ns = delta;
-  d.sample_count = count;
-  d.sample_weight = weight_between(top.first_pos, top.last_pos);
-  d.self_weight = records_[chain_end].self_weight;
-  const std::uint32_t blocked = prefix_blocked_[top.last_pos + 1] - prefix_blocked_[top.first_pos];
-  d.state = blocked == 0 ? run_state::running : blocked == count ? run_state::blocked : run_state::mixed;
-  if (in_->mode == sample_mode::cpu) {
-    d.on_cpu_ns = static_cast<std::int64_t>(d.sample_weight) * nominal_;
-    d.off_cpu_ns = std::max<std::int64_t>(0, (end - begin) - timeline_.suspended_within(c, begin, end) - d.on_cpu_ns);
-  }
-  d.suspended_ns = timeline_.suspended_within(c, begin, end);
-  d.recursion_depth = max_repeat;
-  const tree_node& node = nodes_[top.node];
-  const function_info& fn = frame_table_.functions[node.fkey];
-  d.code_function = std::string(fn.display);
-  d.code_filepath = std::string(fn.file);
-  d.code_lineno = hottest_line(top.node, top.self_run);
-  d.low_confidence = gs.low_confidence;
-  for (std::uint32_t pos = top.first_pos; pos <= top.last_pos && !d.low_confidence; ++pos) {
-    d.low_confidence = (gap_sample(gap, pos).bits & work_low_confidence) != 0;
-  }
-  d.merged_over_drop = drops_.any_between(ctx_index, first_t, last_t);
-  if (d.merged_over_drop) ++out_->counts.merged_over_drop;
-  d.call_tree_node = top.node;  // internal index until output_trees()
-  if (top.self_run) {
-    d.stack = std::string(fn.display);
-    d.description = std::string(fn.display);
-    d.description.append(" self");
-    if (!fn.file.empty()) {
-      d.description.append(" (").append(names::basename(fn.file)).append(":").append(std::to_string(d.code_lineno)).append(")");
-    }
-  } else {
-    d.stack = std::move(stack);
-    const std::string site = call_site_text(node.caller_frame);
-    if (d.state == run_state::blocked) {
-      // The blocking call most of its samples were in (their leaf); ties go to the first seen.
-      std::array<std::pair<std::string_view, std::uint32_t>, 8> calls{};
-      std::size_t used = 0;
-      for (std::uint32_t pos = top.first_pos; pos <= top.last_pos; ++pos) {
-        const work_sample& w = gap_sample(gap, pos);
-        if ((w.bits & work_resolved) == 0) continue;
-        const std::string_view name = frame_table_.functions[frame_table_.frames[stack_of(w)[w.leaf_skip]].fkey].blocking;
-        std::size_t i = 0;
-        while (i < used && calls[i].first != name) ++i;
-        if (i == used && used < calls.size()) calls[used++] = {name, 0};
-        if (i < used) ++calls[i].second;
-      }
-      std::string_view call;
-      std::uint32_t best = 0;
-      for (std::size_t i = 0; i < used; ++i) {
-        if (calls[i].second > best) {
-          best = calls[i].second;
-          call = calls[i].first;
-        }
-      }
-      d.description = "blocked: ";
-      d.description.append(call);
-      if (fn.blocking != call) d.description.append(" \xE2\x86\x90 ").append(fn.display);  // " ← "
-    } else {
-      d.description = std::string(fn.display);
-    }
-    if (!site.empty()) d.description.append(" (").append(site).append(")");
-  }
+  cand.span.depth = level;
+  fill_run_span(gap, top, chain_end, window, max_repeat, cand.span);
+  describe_run_span(gap, top, std::move(stack), cand.span);
   cand.parent = parent_candidate;
   cand.gap = gap;
   cand.first_pos = top.first_pos;
@@ -211,9 +260,8 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
   std::uint64_t children_weight = 0;
   std::int64_t children_end = minus_infinity;
   const run_record& end_record = records_[chain_end];
-  for (std::uint32_t k = 0; k < end_record.child_count; ++k) {
-    const std::uint32_t child = record_children_[end_record.child_first + k];
-    emit_run(gap, child, level + 1, index, children_weight, children_end);
+  for (std::uint32_t child = 0; child < end_record.child_count; ++child) {
+    emit_run(gap, record_children_[end_record.child_first + child], level + 1, index, children_weight, children_end);
   }
   derived_span& done = candidates_[index].span;
   done.unresolved_weight = done.sample_weight - done.self_weight - children_weight;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -33,6 +34,13 @@ class gap_filler {
   void reset(const transaction_input& in, const config& cfg, filled_transaction& out);
   void build_gap(std::uint32_t gap);
   void emit_gap(std::uint32_t gap);
+  [[nodiscard]] bool estimate_run_window(std::uint32_t gap, const scratch::run_record& top, std::uint32_t parent_candidate,
+                                         std::int64_t sibling_end, scratch::run_window& window) const;
+  std::uint32_t collapse_chain(std::uint32_t record, std::uint32_t count, std::uint32_t& max_repeat, std::string& stack) const;
+  void fill_run_span(std::uint32_t gap, const scratch::run_record& top, std::uint32_t chain_end,
+                     const scratch::run_window& window, std::uint32_t max_repeat, derived_span& span);
+  [[nodiscard]] std::string_view dominant_blocking_call(std::uint32_t gap, const scratch::run_record& top) const;
+  void describe_run_span(std::uint32_t gap, const scratch::run_record& top, std::string stack, derived_span& span) const;
   std::uint32_t emit_run(std::uint32_t gap, std::uint32_t record, std::uint32_t level, std::uint32_t parent_candidate, std::uint64_t& emitted_weight, std::int64_t& sibling_end);
   void finish_candidates();
   void emit_gap_spans();

@@ -65,6 +65,16 @@ struct path_entry {
   bool self_run = false;
 };
 
+// A run's sample times and estimated edges (§2.5).
+struct run_window {
+  std::int64_t first_t = 0;     // its first and last samples
+  std::int64_t last_t = 0;
+  std::int64_t previous_t = 0;  // the neighbouring samples without it (±infinity if none)
+  std::int64_t next_t = 0;
+  std::int64_t begin = 0;       // begin_est, end_est
+  std::int64_t end = 0;
+};
+
 // A derived span before the per-transaction cap and id assignment.
 struct candidate {
   derived_span span;
