@@ -1,4 +1,8 @@
 // spanprof gapfill, phase 9: runs become derived spans, then the span cap (gapfill.md §2.5, §2.6).
+//
+// Consumes: trees_, the context_timeline, ordered_samples, drop_table, the config. Produces:
+// derived_ (candidates, then which survive the cap), the result's inferred derived spans and
+// the gaps' explained/residual time.
 #pragma once
 
 #include <algorithm>
@@ -82,8 +86,8 @@ inline bool gap_filler::estimate_run_window(std::uint32_t gap, const scratch::ru
   std::int64_t lower = gap_info.begin_ns;
   std::int64_t upper = gap_info.end_ns;
   if (parent_candidate != no_index) {
-    lower = std::max(lower, candidates_[parent_candidate].span.begin_ns);
-    upper = std::min(upper, candidates_[parent_candidate].span.end_ns);
+    lower = std::max(lower, derived_.candidates[parent_candidate].span.begin_ns);
+    upper = std::min(upper, derived_.candidates[parent_candidate].span.end_ns);
   }
   std::int64_t begin = std::max(gap_info.begin_ns, timeline_.wall_before(ctx, first_t, before));
   std::int64_t end = std::min(gap_info.end_ns, timeline_.wall_after(ctx, last_t, after));
@@ -106,21 +110,21 @@ inline bool gap_filler::estimate_run_window(std::uint32_t gap, const scratch::ru
 inline std::uint32_t gap_filler::collapse_chain(std::uint32_t record, std::uint32_t count, std::uint32_t& max_repeat,
                                                 std::string& stack) const {
   using namespace scratch;
-  const run_record& top = records_[record];
+  const run_record& top = trees_.records[record];
   std::uint32_t chain_end = record;
   max_repeat = top.max_repeat;
-  stack = std::string(frame_table_.functions[nodes_[top.node].fkey].display);
+  stack = std::string(frame_table_.functions[trees_.nodes[top.node].fkey].display);
   if (top.self_run) return chain_end;
   for (;;) {
-    const run_record& link = records_[chain_end];
+    const run_record& link = trees_.records[chain_end];
     if (link.self_weight != 0 || link.child_count != 1) break;
-    const std::uint32_t child = record_children_[link.child_first];
-    const run_record& child_run = records_[child];
+    const std::uint32_t child = trees_.record_children[link.child_first];
+    const run_record& child_run = trees_.records[child];
     if (child_run.self_run || count_between(child_run.first_pos, child_run.last_pos) != count) break;
     chain_end = child;
     max_repeat = std::max(max_repeat, child_run.max_repeat);
     stack.push_back(';');
-    stack.append(frame_table_.functions[nodes_[child_run.node].fkey].display);
+    stack.append(frame_table_.functions[trees_.nodes[child_run.node].fkey].display);
   }
   return chain_end;
 }
@@ -151,8 +155,8 @@ inline void gap_filler::fill_run_span(std::uint32_t gap, const scratch::run_reco
   span.duration_error_ns = ordered_.contexts[ctx_index].interval_ns;
   span.sample_count = count;
   span.sample_weight = weight_between(top.first_pos, top.last_pos);
-  span.self_weight = records_[chain_end].self_weight;
-  const std::uint32_t blocked = prefix_blocked_[top.last_pos + 1] - prefix_blocked_[top.first_pos];
+  span.self_weight = trees_.records[chain_end].self_weight;
+  const std::uint32_t blocked = trees_.prefix_blocked[top.last_pos + 1] - trees_.prefix_blocked[top.first_pos];
   span.state = blocked == 0 ? run_state::running : blocked == count ? run_state::blocked : run_state::mixed;
   const std::int64_t suspended_ns = timeline_.suspended_within(ctx, window.begin, window.end);
   if (in_->mode == sample_mode::cpu) {
@@ -161,7 +165,7 @@ inline void gap_filler::fill_run_span(std::uint32_t gap, const scratch::run_reco
   }
   span.suspended_ns = suspended_ns;
   span.recursion_depth = max_repeat;
-  const function_info& fn = frame_table_.functions[nodes_[top.node].fkey];
+  const function_info& fn = frame_table_.functions[trees_.nodes[top.node].fkey];
   span.code_function = std::string(fn.display);
   span.code_filepath = std::string(fn.file);
   span.code_lineno = hottest_line(top.node, top.self_run);
@@ -180,9 +184,9 @@ inline std::string_view gap_filler::dominant_blocking_call(std::uint32_t gap, co
   std::array<std::pair<std::string_view, std::uint32_t>, 8> calls{};
   std::size_t used = 0;
   for (std::uint32_t pos = top.first_pos; pos <= top.last_pos; ++pos) {
-    const work_sample& w = gap_sample(gap, pos);
-    if ((w.bits & work_resolved) == 0) continue;
-    const std::string_view name = frame_table_.functions[frame_table_.frames[stack_of(w)[w.leaf_skip]].fkey].blocking;
+    const work_sample& sample = gap_sample(gap, pos);
+    if ((sample.bits & work_resolved) == 0) continue;
+    const std::string_view name = frame_table_.functions[frame_table_.frames[stack_of(sample)[sample.leaf_skip]].fkey].blocking;
     std::size_t i = 0;
     while (i < used && calls[i].first != name) ++i;
     if (i == used && used < calls.size()) calls[used++] = {name, 0};
@@ -204,7 +208,7 @@ inline std::string_view gap_filler::dominant_blocking_call(std::uint32_t gap, co
 inline void gap_filler::describe_run_span(std::uint32_t gap, const scratch::run_record& top, std::string stack,
                                           derived_span& span) const {
   using namespace scratch;
-  const tree_node& node = nodes_[top.node];
+  const tree_node& node = trees_.nodes[top.node];
   const function_info& fn = frame_table_.functions[node.fkey];
   if (top.self_run) {
     span.stack = std::string(fn.display);
@@ -234,7 +238,7 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
                                       std::int64_t& sibling_end) {
   using namespace scratch;
   if (level > cfg_->max_inferred_depth) return no_index;
-  const run_record& top = records_[record];
+  const run_record& top = trees_.records[record];
   run_window window;
   if (!estimate_run_window(gap, top, parent_candidate, sibling_end, window)) return no_index;
   sibling_end = window.end;
@@ -252,100 +256,121 @@ inline std::uint32_t gap_filler::emit_run(std::uint32_t gap, std::uint32_t recor
   cand.first_pos = top.first_pos;
   cand.last_pos = top.last_pos;
   cand.level = level;
-  cand.ordinal_in_gap = static_cast<std::uint32_t>(candidates_.size()) - gap_states_[gap].derived_first;
-  const std::uint32_t index = static_cast<std::uint32_t>(candidates_.size());
-  candidates_.push_back(std::move(cand));
-  emitted_weight += candidates_[index].span.sample_weight;
+  cand.ordinal_in_gap = static_cast<std::uint32_t>(derived_.candidates.size()) - gap_states_[gap].derived_first;
+  const std::uint32_t index = static_cast<std::uint32_t>(derived_.candidates.size());
+  derived_.candidates.push_back(std::move(cand));
+  emitted_weight += derived_.candidates[index].span.sample_weight;
 
   std::uint64_t children_weight = 0;
   std::int64_t children_end = minus_infinity;
-  const run_record& end_record = records_[chain_end];
+  const run_record& end_record = trees_.records[chain_end];
   for (std::uint32_t child = 0; child < end_record.child_count; ++child) {
-    emit_run(gap, record_children_[end_record.child_first + child], level + 1, index, children_weight, children_end);
+    emit_run(gap, trees_.record_children[end_record.child_first + child], level + 1, index, children_weight, children_end);
   }
-  derived_span& done = candidates_[index].span;
+  derived_span& done = derived_.candidates[index].span;
   done.unresolved_weight = done.sample_weight - done.self_weight - children_weight;
   return index;
 }
 
+// The gap's candidates, from its top-level runs (left in derived_first/count by
+// order_run_records()) down.
 inline void gap_filler::emit_gap(std::uint32_t gap) {
   using namespace scratch;
-  gap_state& g = gap_states_[gap];
-  const std::uint32_t top_first = g.derived_first;
-  const std::uint32_t top_count = g.derived_count;
-  g.derived_first = static_cast<std::uint32_t>(candidates_.size());
+  gap_state& state = gap_states_[gap];
+  const std::uint32_t top_first = state.derived_first;
+  const std::uint32_t top_count = state.derived_count;
+  state.derived_first = static_cast<std::uint32_t>(derived_.candidates.size());
   std::uint64_t emitted = 0;
   std::int64_t top_end = minus_infinity;
-  for (std::uint32_t k = 0; k < top_count; ++k) emit_run(gap, record_children_[top_first + k], 1, no_index, emitted, top_end);
-  g.derived_count = static_cast<std::uint32_t>(candidates_.size()) - g.derived_first;
-  records_.resize(gap_record_first_);  // this gap's runs are spent
+  for (std::uint32_t top = 0; top < top_count; ++top) {
+    emit_run(gap, trees_.record_children[top_first + top], 1, no_index, emitted, top_end);
+  }
+  state.derived_count = static_cast<std::uint32_t>(derived_.candidates.size()) - state.derived_first;
+  trees_.records.resize(trees_.gap_record_first);  // this gap's runs are spent
 }
 
 // At most max_inferred_spans per transaction, the longest first (§2.5). A child is never
 // longer than its parent and sorts after it on ties, so a kept span's parent is kept too.
 // Weight of a dropped span goes to its parent's (or gap's) unresolved weight.
-inline void gap_filler::finish_candidates() {
+inline void gap_filler::apply_span_cap() {
   using namespace scratch;
-  const std::size_t n = candidates_.size();
-  if (n > cfg_->max_inferred_spans) {
-    candidate_order_.resize(n);
-    for (std::uint32_t i = 0; i < n; ++i) candidate_order_[i] = i;
-    std::sort(candidate_order_.begin(), candidate_order_.end(), [&](std::uint32_t a, std::uint32_t b) {
-      const std::int64_t da = candidates_[a].span.end_ns - candidates_[a].span.begin_ns;
-      const std::int64_t db = candidates_[b].span.end_ns - candidates_[b].span.begin_ns;
-      if (da != db) return da > db;
-      if (candidates_[a].level != candidates_[b].level) return candidates_[a].level < candidates_[b].level;
-      return a < b;
-    });
-    for (std::size_t k = cfg_->max_inferred_spans; k < n; ++k) candidates_[candidate_order_[k]].kept = false;
-    for (std::uint32_t i = 0; i < n; ++i) {
-      candidate& c = candidates_[i];
-      if (c.kept) continue;
-      ++out_->counts.inferred_spans_over_cap;
-      if (c.parent != no_index && candidates_[c.parent].kept) {
-        candidates_[c.parent].span.unresolved_weight += c.span.sample_weight;
-      }
+  const std::size_t count = derived_.candidates.size();
+  if (count <= cfg_->max_inferred_spans) return;
+  derived_.order.resize(count);
+  for (std::uint32_t i = 0; i < count; ++i) derived_.order[i] = i;
+  std::sort(derived_.order.begin(), derived_.order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    const std::int64_t duration_a = derived_.candidates[a].span.end_ns - derived_.candidates[a].span.begin_ns;
+    const std::int64_t duration_b = derived_.candidates[b].span.end_ns - derived_.candidates[b].span.begin_ns;
+    if (duration_a != duration_b) return duration_a > duration_b;
+    if (derived_.candidates[a].level != derived_.candidates[b].level) return derived_.candidates[a].level < derived_.candidates[b].level;
+    return a < b;
+  });
+  for (std::size_t rank = cfg_->max_inferred_spans; rank < count; ++rank) derived_.candidates[derived_.order[rank]].kept = false;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const candidate& dropped = derived_.candidates[i];
+    if (dropped.kept) continue;
+    ++out_->counts.inferred_spans_over_cap;
+    if (dropped.parent != no_index && derived_.candidates[dropped.parent].kept) {
+      derived_.candidates[dropped.parent].span.unresolved_weight += dropped.span.sample_weight;
     }
   }
-  candidate_final_.assign(n, no_index);
-  for (std::uint32_t i = 0; i < n; ++i) {
-    candidate& c = candidates_[i];
-    if (!c.kept) continue;
+}
+
+// The kept candidates become derived spans: deterministic ids (a function of the span, the
+// gap and the rank in it), parents resolved to output indexes.
+inline void gap_filler::publish_candidates() {
+  using namespace scratch;
+  const std::size_t count = derived_.candidates.size();
+  derived_.final_index.assign(count, no_index);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    candidate& kept = derived_.candidates[i];
+    if (!kept.kept) continue;
     const std::uint32_t final_index = static_cast<std::uint32_t>(out_->derived_spans.size());
-    candidate_final_[i] = final_index;
-    derived_span d = std::move(c.span);
-    const span_input& s = in_->spans[out_->gaps[c.gap].span_index];
-    std::uint64_t id = scratch::mix64(s.id ^ scratch::mix64((static_cast<std::uint64_t>(out_->gaps[c.gap].k) << 32) | c.ordinal_in_gap));
+    derived_.final_index[i] = final_index;
+    derived_span published = std::move(kept.span);
+    const span_input& span = in_->spans[out_->gaps[kept.gap].span_index];
+    std::uint64_t id = scratch::mix64(span.id ^ scratch::mix64((static_cast<std::uint64_t>(out_->gaps[kept.gap].k) << 32) | kept.ordinal_in_gap));
     if (id == 0) id = 1;
-    d.id = id;
-    if (c.parent != no_index) {
-      d.parent_index = candidate_final_[c.parent];
-      d.parent_id = out_->derived_spans[d.parent_index].id;
+    published.id = id;
+    if (kept.parent != no_index) {
+      published.parent_index = derived_.final_index[kept.parent];
+      published.parent_id = out_->derived_spans[published.parent_index].id;
     } else {
-      d.parent_id = s.id;
+      published.parent_id = span.id;
     }
-    out_->derived_spans.push_back(std::move(d));
+    out_->derived_spans.push_back(std::move(published));
   }
-  // Gap-level accounting over the kept top-level spans.
-  for (std::uint32_t g = 0; g < out_->gaps.size(); ++g) {
-    gap_summary& gs = out_->gaps[g];
-    if (!gs.filled) continue;
-    const gap_state& st = gap_states_[g];
+}
+
+// Gap-level accounting over the kept top-level spans: explained and residual time, the
+// weight no top-level span holds, the expected sample count.
+inline void gap_filler::account_gaps() {
+  using namespace scratch;
+  for (std::uint32_t gap = 0; gap < out_->gaps.size(); ++gap) {
+    gap_summary& gap_info = out_->gaps[gap];
+    if (!gap_info.filled) continue;
+    const gap_state& state = gap_states_[gap];
     std::uint64_t top_weight = 0;
     std::int64_t explained = 0;
-    for (std::uint32_t i = st.derived_first; i < st.derived_first + st.derived_count; ++i) {
-      if (candidate_final_[i] == no_index || candidates_[i].parent != no_index) continue;
-      const derived_span& d = out_->derived_spans[candidate_final_[i]];
-      top_weight += d.sample_weight;
-      explained += (d.end_ns - d.begin_ns) - d.suspended_ns;
+    for (std::uint32_t i = state.derived_first; i < state.derived_first + state.derived_count; ++i) {
+      if (derived_.final_index[i] == no_index || derived_.candidates[i].parent != no_index) continue;
+      const derived_span& top = out_->derived_spans[derived_.final_index[i]];
+      top_weight += top.sample_weight;
+      explained += (top.end_ns - top.begin_ns) - top.suspended_ns;
     }
-    gs.unresolved_weight = gs.sample_weight - top_weight;
-    const std::int64_t running = gs.end_ns - gs.begin_ns - gs.suspended_ns;
-    gs.explained_ns = explained;
-    gs.residual_ns = running - explained;
-    const std::int64_t delta = ordered_.contexts[span_tree_.spans[gs.span_index].ctx].interval_ns;
-    gs.expected_samples = delta > 0 ? static_cast<double>(running) / static_cast<double>(delta) : 0.0;
+    gap_info.unresolved_weight = gap_info.sample_weight - top_weight;
+    const std::int64_t running = gap_info.end_ns - gap_info.begin_ns - gap_info.suspended_ns;
+    gap_info.explained_ns = explained;
+    gap_info.residual_ns = running - explained;
+    const std::int64_t interval_ns = ordered_.contexts[span_tree_.spans[gap_info.span_index].ctx].interval_ns;
+    gap_info.expected_samples = interval_ns > 0 ? static_cast<double>(running) / static_cast<double>(interval_ns) : 0.0;
   }
+}
+
+inline void gap_filler::finish_candidates() {
+  apply_span_cap();
+  publish_candidates();
+  account_gaps();
 }
 
 }  // namespace spanprof::detail::gapfill

@@ -126,8 +126,8 @@ inline void build_gap_list(const transaction_input& in, const scratch::span_tree
     if (span.excluded) continue;
     const bool has_cover = cover > cover_first;
     std::int64_t cursor = span.begin;
-    for (std::size_t c = cover_first; c < cover; ++c) {
-      const auto& [parent, cover_begin, cover_end] = list.covers[c];
+    for (std::size_t cover_index = cover_first; cover_index < cover; ++cover_index) {
+      const auto& [parent, cover_begin, cover_end] = list.covers[cover_index];
       (void)parent;
       if (cover_begin > cursor) add_gap(i, cursor, cover_begin, has_cover, in, tree, timeline, min_gap_ns, list, result);
       cursor = std::max(cursor, cover_end);

@@ -76,32 +76,32 @@ inline void place_samples(const config& cfg, const scratch::gap_list& list, scra
   using namespace scratch;
   const std::int64_t tol = cfg.skew_tolerance_ns;
   auto& gaps = result.gaps;
-  for (work_sample& w : ordered.samples) {
-    const index_range range = list.of_span[w.span];
-    sample_placement& p = result.placements[w.input];
-    p.span_index = w.span;
+  for (work_sample& sample : ordered.samples) {
+    const index_range range = list.of_span[sample.span];
+    sample_placement& placement = result.placements[sample.input];
+    placement.span_index = sample.span;
     if (range.count == 0) {
-      p.fate = sample_fate::unplaced;
-      p.skew_conflict = true;
+      placement.fate = sample_fate::unplaced;
+      placement.skew_conflict = true;
       ++result.counts.skew_conflicts;
       ++result.counts.unplaced_samples;
       continue;
     }
-    const auto [chosen, distance] = nearest_gap(gaps, range, w.t);
-    const gap_summary& g = gaps[chosen];
-    w.gap = chosen;
-    w.placed_t = std::clamp(w.t, g.begin_ns, g.end_ns);
-    w.bits |= work_placed;
-    p.fate = sample_fate::placed;
-    p.gap_index = chosen;
-    p.placed_t_ns = w.placed_t;
+    const auto [chosen, distance] = nearest_gap(gaps, range, sample.t);
+    const gap_summary& chosen_gap = gaps[chosen];
+    sample.gap = chosen;
+    sample.placed_t = std::clamp(sample.t, chosen_gap.begin_ns, chosen_gap.end_ns);
+    sample.bits |= work_placed;
+    placement.fate = sample_fate::placed;
+    placement.gap_index = chosen;
+    placement.placed_t_ns = sample.placed_t;
     ++result.counts.samples_placed;
     if (distance == 0) continue;
     if (distance <= tol) {
-      p.boundary_snapped = true;
+      placement.boundary_snapped = true;
       ++result.counts.boundary_snapped;
     } else {
-      p.skew_conflict = true;
+      placement.skew_conflict = true;
       ++result.counts.skew_conflicts;
       gaps[chosen].low_confidence = true;
     }
@@ -125,9 +125,9 @@ inline void attribute_drops(const transaction_input& in, const scratch::span_tre
   by_context.clear();
   for (const drop_report& report : in.drops) {
     result.counts.samples_dropped += report.log.size() + report.unlogged_count;
-    for (const drop_entry& d : report.log) {
-      const std::uint32_t ctx = timeline.ids.find(d.ctx_id);
-      if (ctx != no_index) by_context.emplace_back(ctx, d.t_ns);
+    for (const drop_entry& drop : report.log) {
+      const std::uint32_t ctx = timeline.ids.find(drop.ctx_id);
+      if (ctx != no_index) by_context.emplace_back(ctx, drop.t_ns);
     }
   }
   std::sort(by_context.begin(), by_context.end());
@@ -138,22 +138,22 @@ inline void attribute_drops(const transaction_input& in, const scratch::span_tre
     for (; i < by_context.size() && by_context[i].first == ctx; ++i) drops.times.push_back(by_context[i].second);
     range.count = static_cast<std::uint32_t>(drops.times.size()) - range.first;
   }
-  for (std::uint32_t g = 0; g < gaps.size(); ++g) {
-    const std::uint32_t ctx = tree.spans[gaps[g].span_index].ctx;
+  for (std::uint32_t gap = 0; gap < gaps.size(); ++gap) {
+    const std::uint32_t ctx = tree.spans[gaps[gap].span_index].ctx;
     const index_range range = drops.of_context[ctx];
     const auto first = drops.times.begin() + range.first;
     const auto last = first + range.count;
-    gaps[g].samples_dropped = static_cast<std::uint64_t>(std::upper_bound(first, last, gaps[g].end_ns) -
-                                                         std::lower_bound(first, last, gaps[g].begin_ns));
+    gaps[gap].samples_dropped = static_cast<std::uint64_t>(std::upper_bound(first, last, gaps[gap].end_ns) -
+                                                         std::lower_bound(first, last, gaps[gap].begin_ns));
     const std::span<const std::uint32_t> threads = ordered.threads_of(ctx);
     for (const drop_report& report : in.drops) {
       if (report.unlogged_count == 0) continue;
       if (std::find(threads.begin(), threads.end(), report.tid) == threads.end()) continue;
       std::int64_t oldest = plus_infinity;
-      for (const drop_entry& d : report.log) oldest = std::min(oldest, d.t_ns);
-      if (gaps[g].begin_ns < oldest) {
-        gaps[g].samples_dropped += report.unlogged_count;
-        gaps[g].samples_dropped_upper_bound = true;
+      for (const drop_entry& drop : report.log) oldest = std::min(oldest, drop.t_ns);
+      if (gaps[gap].begin_ns < oldest) {
+        gaps[gap].samples_dropped += report.unlogged_count;
+        gaps[gap].samples_dropped_upper_bound = true;
       }
     }
   }
@@ -167,21 +167,21 @@ inline void group_by_gap(sample_mode mode, std::int64_t nominal_interval_ns, con
   const std::size_t gap_count = result.gaps.size();
   std::vector<std::uint32_t>& counts = grouped.counts;
   counts.assign(gap_count + 1, 0);
-  for (const work_sample& w : work) {
-    if ((w.bits & work_placed) != 0) ++counts[w.gap + 1];
+  for (const work_sample& sample : work) {
+    if ((sample.bits & work_placed) != 0) ++counts[sample.gap + 1];
   }
   grouped.of_gap.resize(gap_count);
-  for (std::size_t g = 0; g < gap_count; ++g) {
-    grouped.of_gap[g] = {counts[g], counts[g + 1]};
-    counts[g + 1] += counts[g];
+  for (std::size_t gap = 0; gap < gap_count; ++gap) {
+    grouped.of_gap[gap] = {counts[gap], counts[gap + 1]};
+    counts[gap + 1] += counts[gap];
   }
   grouped.order.resize(counts[gap_count]);
   for (std::uint32_t i = 0; i < work.size(); ++i) {
     if ((work[i].bits & work_placed) != 0) grouped.order[counts[work[i].gap]++] = i;
   }
-  for (std::size_t g = 0; g < gap_count; ++g) {
-    gap_summary& summary = result.gaps[g];
-    const index_range range = grouped.of_gap[g];
+  for (std::size_t gap = 0; gap < gap_count; ++gap) {
+    gap_summary& summary = result.gaps[gap];
+    const index_range range = grouped.of_gap[gap];
     summary.sample_count = range.count;
     for (std::uint32_t pos = 0; pos < range.count; ++pos) summary.sample_weight += work[grouped.order[range.first + pos]].weight;
     if (mode == sample_mode::cpu) {

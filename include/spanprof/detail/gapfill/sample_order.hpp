@@ -83,44 +83,44 @@ inline void collect_samples(const transaction_input& in, const span_tree& tree, 
   std::uint32_t cached_span = no_index;
   std::uint64_t cached_id = 0;  // span id 0 is never a span: the cache starts empty
   for (std::uint32_t i = 0; i < samples.size(); ++i) {
-    const sample_input& s = samples[i];
+    const sample_input& input_sample = samples[i];
     sample_placement& placement = result.placements[i];
-    if (s.txn_id != in.txn_id) {
+    if (input_sample.txn_id != in.txn_id) {
       placement.fate = sample_fate::other_transaction;
       ++result.counts.other_transaction_samples;
       continue;
     }
-    if ((s.flags & sample_flag_in_switch) != 0) {
+    if ((input_sample.flags & sample_flag_in_switch) != 0) {
       placement.fate = sample_fate::in_switch;
       ++result.counts.switch_samples;
       continue;
     }
-    const std::uint32_t span = cached_id == s.span_id ? cached_span : s.span_id == 0 ? no_index : tree.ids.find(s.span_id);
-    cached_id = s.span_id;
+    const std::uint32_t span = cached_id == input_sample.span_id ? cached_span : input_sample.span_id == 0 ? no_index : tree.ids.find(input_sample.span_id);
+    cached_id = input_sample.span_id;
     cached_span = span;
-    if (span == no_index || tree.spans[span].nested || tree.context_ids[tree.spans[span].ctx] != s.ctx_id ||
-        s.stack.size() >= anchor_unknown) {
+    if (span == no_index || tree.spans[span].nested || tree.context_ids[tree.spans[span].ctx] != input_sample.ctx_id ||
+        input_sample.stack.size() >= anchor_unknown) {
       placement.fate = sample_fate::orphan;
       ++result.counts.orphan_samples;
       continue;
     }
-    work_sample w;
-    w.t = s.t_ns;
-    w.placed_t = s.t_ns;
-    w.seq = s.seq;
-    w.input = i;
-    w.ctx = tree.spans[span].ctx;
+    work_sample sample;
+    sample.t = input_sample.t_ns;
+    sample.placed_t = input_sample.t_ns;
+    sample.seq = input_sample.seq;
+    sample.input = i;
+    sample.ctx = tree.spans[span].ctx;
     const std::uint32_t owner = tree.spans[span].owner;
-    w.span = owner;
-    w.tid = s.tid;
-    w.weight = s.weight == 0 ? 1 : s.weight;
-    if ((s.flags & sample_flag_truncated) != 0) w.bits |= work_truncated;
-    if (owner == span && s.anchor_idx != anchor_unknown && (s.flags & sample_flag_truncated) == 0 &&
+    sample.span = owner;
+    sample.tid = input_sample.tid;
+    sample.weight = input_sample.weight == 0 ? 1 : input_sample.weight;
+    if ((input_sample.flags & sample_flag_truncated) != 0) sample.bits |= work_truncated;
+    if (owner == span && input_sample.anchor_idx != anchor_unknown && (input_sample.flags & sample_flag_truncated) == 0 &&
         in.spans[span].anchor_fp != 0) {
-      w.bits |= work_anchor_usable;
+      sample.bits |= work_anchor_usable;
     }
-    if (s.mode != in.mode) ++result.counts.mode_mismatch_samples;
-    ordered.samples.push_back(w);
+    if (input_sample.mode != in.mode) ++result.counts.mode_mismatch_samples;
+    ordered.samples.push_back(sample);
   }
 }
 
@@ -193,9 +193,9 @@ inline void apply_profile_cap(const config& cfg, const span_tree& tree, ordered_
     work[kept++] = work[i];
   }
   work.resize(kept);
-  for (const work_sample& w : work) {
-    if ((w.bits & work_truncated) != 0) ++result.counts.truncated_samples;
-    ++ordered.contexts[w.ctx].sample_count;
+  for (const work_sample& sample : work) {
+    if ((sample.bits & work_truncated) != 0) ++result.counts.truncated_samples;
+    ++ordered.contexts[sample.ctx].sample_count;
   }
 }
 

@@ -49,10 +49,10 @@ struct span_tree {
   std::int64_t txn_begin_ns = 0;
   std::int64_t txn_end_ns = 0;
 
-  // Whether function `fkey` is the function that opened span `s` (its call site matches).
-  [[nodiscard]] bool opened_by(const span_state& s, std::uint32_t fkey) const noexcept {
-    for (std::uint32_t i = 0; i < s.match_count; ++i) {
-      if (call_site_functions[s.match_first + i] == fkey) return true;
+  // Whether function `fkey` is the function that opened `span` (its call site matches).
+  [[nodiscard]] bool opened_by(const span_state& span, std::uint32_t fkey) const noexcept {
+    for (std::uint32_t i = 0; i < span.match_count; ++i) {
+      if (call_site_functions[span.match_first + i] == fkey) return true;
     }
     return false;
   }
@@ -63,11 +63,11 @@ struct span_tree {
 inline std::int64_t transaction_end(const transaction_input& in, const span_input& root) {
   if (!root.open) return std::max(root.begin_ns, root.end_ns);
   std::int64_t end = root.begin_ns;
-  for (const span_input& s : in.spans) {
-    if (!s.open) end = std::max(end, s.end_ns);
+  for (const span_input& span : in.spans) {
+    if (!span.open) end = std::max(end, span.end_ns);
   }
-  for (const sample_input& s : in.samples) {
-    if (s.txn_id == in.txn_id) end = std::max(end, s.t_ns);
+  for (const sample_input& sample : in.samples) {
+    if (sample.txn_id == in.txn_id) end = std::max(end, sample.t_ns);
   }
   return end;
 }
@@ -76,30 +76,30 @@ inline std::int64_t transaction_end(const transaction_input& in, const span_inpu
 inline void resolve_span_ends_and_parents(const transaction_input& in, span_tree& tree, filled_transaction& result) {
   const auto spans = in.spans;
   for (std::uint32_t i = 0; i < spans.size(); ++i) {
-    const span_input& s = spans[i];
-    span_state& st = tree.spans[i];
+    const span_input& input = spans[i];
+    span_state& state = tree.spans[i];
     span_summary& summary = result.spans[i];
-    st.begin = s.begin_ns;
-    if (s.open) {
-      st.end = i == tree.root ? tree.txn_end_ns : std::max(s.begin_ns, tree.txn_end_ns);
+    state.begin = input.begin_ns;
+    if (input.open) {
+      state.end = i == tree.root ? tree.txn_end_ns : std::max(input.begin_ns, tree.txn_end_ns);
       summary.status = i == tree.root ? std::string_view("aborted") : std::string_view("deadline_exceeded");
       summary.auto_closed_here = true;
       ++result.counts.spans_auto_closed;
     } else {
-      st.end = std::max(s.begin_ns, s.end_ns);
-      summary.status = s.status;
+      state.end = std::max(input.begin_ns, input.end_ns);
+      summary.status = input.status;
     }
-    summary.end_ns = st.end;
+    summary.end_ns = state.end;
     if (i != tree.root) {
-      st.parent = s.parent_id != s.id ? tree.ids.find(s.parent_id) : no_index;
+      state.parent = input.parent_id != input.id ? tree.ids.find(input.parent_id) : no_index;
       // A parent we do not have (dropped over max_spans): the span still covers the root's
       // time, or the root would call it unsampled while its samples sit in this span.
-      if (st.parent == no_index) st.parent = tree.root;
-      st.excluded = s.cross_context || s.nested_transaction_root;
-      st.nested = s.nested_transaction_root;
+      if (state.parent == no_index) state.parent = tree.root;
+      state.excluded = input.cross_context || input.nested_transaction_root;
+      state.nested = input.nested_transaction_root;
     }
-    summary.excluded = st.excluded;
-    if (st.parent != no_index) tree.spans[st.parent].has_child = true;
+    summary.excluded = state.excluded;
+    if (state.parent != no_index) tree.spans[state.parent].has_child = true;
   }
 }
 
@@ -122,8 +122,8 @@ inline void match_call_sites(std::span<const span_input> spans, const frame_tabl
   const std::hash<std::string_view> hash;
   const auto& by_last = frames.functions_by_last_component;
   for (std::uint32_t i = 0; i < spans.size(); ++i) {
-    span_state& st = tree.spans[i];
-    st.match_first = static_cast<std::uint32_t>(tree.call_site_functions.size());
+    span_state& state = tree.spans[i];
+    state.match_first = static_cast<std::uint32_t>(tree.call_site_functions.size());
     const std::string_view wanted = names::match_name(names::display_name(spans[i].callsite_function));
     if (wanted.empty()) continue;
     const std::uint64_t last_hash = hash(names::last_component(wanted));
@@ -134,7 +134,7 @@ inline void match_call_sites(std::span<const span_input> spans, const frame_tabl
         tree.call_site_functions.push_back(it->second);
       }
     }
-    st.match_count = static_cast<std::uint32_t>(tree.call_site_functions.size()) - st.match_first;
+    state.match_count = static_cast<std::uint32_t>(tree.call_site_functions.size()) - state.match_first;
   }
 }
 
@@ -162,9 +162,9 @@ inline void build_span_tree(const transaction_input& in, const config& cfg, cons
   resolve_span_ends_and_parents(in, tree, result);
   assign_owners(tree);
   for (std::uint32_t i = 0; i < spans.size(); ++i) {
-    span_state& st = tree.spans[i];
-    st.filled = !st.excluded && (i == tree.root || st.has_child || cfg.fill_leaf_spans);
-    result.spans[i].filled = st.filled;
+    span_state& state = tree.spans[i];
+    state.filled = !state.excluded && (i == tree.root || state.has_child || cfg.fill_leaf_spans);
+    result.spans[i].filled = state.filled;
   }
   match_call_sites(spans, frames, tree);
   tree.context_ids.clear();

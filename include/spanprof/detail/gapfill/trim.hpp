@@ -44,15 +44,15 @@ class stack_trimmer {
     counts_ = &counts;
     prefixes_ready_ = false;
   }
-  void trim(work_sample& w);
+  void trim(work_sample& sample);
 
  private:
-  [[nodiscard]] std::span<const std::uint32_t> stack_of(const work_sample& w) const noexcept {
-    return in_->samples[w.input].stack;
+  [[nodiscard]] std::span<const std::uint32_t> stack_of(const work_sample& sample) const noexcept {
+    return in_->samples[sample.input].stack;
   }
   [[nodiscard]] bool frames_valid(std::span<const std::uint32_t> stack) const noexcept;
-  [[nodiscard]] std::size_t root_from_anchor(const work_sample& w, std::span<const std::uint32_t> stack) const noexcept;
-  [[nodiscard]] std::size_t root_from_call_site(const span_state& s, std::span<const std::uint32_t> stack,
+  [[nodiscard]] std::size_t root_from_anchor(const work_sample& sample, std::span<const std::uint32_t> stack) const noexcept;
+  [[nodiscard]] std::size_t root_from_call_site(const span_state& span, std::span<const std::uint32_t> stack,
                                                 std::size_t leaf) const noexcept;
   void compute_common_prefixes();
 
@@ -83,10 +83,10 @@ inline bool stack_trimmer::frames_valid(std::span<const std::uint32_t> stack) co
 // F at the anchor frame the handler found: physical frame anchor_idx, within its inline chain
 // the outermost entry that is F (entries outside F: F inlined into its caller). stack.size()
 // if not found.
-inline std::size_t stack_trimmer::root_from_anchor(const work_sample& w, std::span<const std::uint32_t> stack) const noexcept {
+inline std::size_t stack_trimmer::root_from_anchor(const work_sample& sample, std::span<const std::uint32_t> stack) const noexcept {
   const frame_info* info = frames_->frames.data();
   const std::size_t n = stack.size();
-  const std::size_t anchor = in_->samples[w.input].anchor_idx;
+  const std::size_t anchor = in_->samples[sample.input].anchor_idx;
   std::size_t root = n;
   // Physical frame anchor_idx spans the entries [chain_first, root]: its inline chain.
   std::size_t physical = 0;
@@ -101,20 +101,20 @@ inline std::size_t stack_trimmer::root_from_anchor(const work_sample& w, std::sp
     chain_first = e + 1;
   }
   if (root == n) return n;
-  const span_state& s = tree_->spans[w.span];
+  const span_state& span = tree_->spans[sample.span];
   for (std::size_t e = root + 1; e-- > chain_first;) {
-    if (tree_->opened_by(s, info[stack[e]].fkey)) return e;
+    if (tree_->opened_by(span, info[stack[e]].fkey)) return e;
   }
   return root;
 }
 
 // The outermost frame above `leaf` whose function matches the span's call site; stack.size()
 // if none.
-inline std::size_t stack_trimmer::root_from_call_site(const span_state& s, std::span<const std::uint32_t> stack,
+inline std::size_t stack_trimmer::root_from_call_site(const span_state& span, std::span<const std::uint32_t> stack,
                                                       std::size_t leaf) const noexcept {
   const frame_info* info = frames_->frames.data();
   for (std::size_t e = stack.size(); e-- > leaf;) {
-    if (tree_->opened_by(s, info[stack[e]].fkey)) return e;
+    if (tree_->opened_by(span, info[stack[e]].fkey)) return e;
   }
   return stack.size();
 }
@@ -122,8 +122,8 @@ inline std::size_t stack_trimmer::root_from_call_site(const span_state& s, std::
 // §2.3: drop spanprof's and signal delivery's frames at the leaf, then cut the stack at F —
 // exactly at the anchor frame when the handler found it, else at the outermost frame matching
 // the span's call site, else at the common prefix of the span's samples.
-inline void stack_trimmer::trim(work_sample& w) {
-  const std::span<const std::uint32_t> stack = stack_of(w);
+inline void stack_trimmer::trim(work_sample& sample) {
+  const std::span<const std::uint32_t> stack = stack_of(sample);
   const std::size_t n = stack.size();
   if (!frames_valid(stack)) {
     ++counts_->unresolved_samples;
@@ -133,21 +133,21 @@ inline void stack_trimmer::trim(work_sample& w) {
   std::size_t leaf = 0;
   while (leaf < n && (info[stack[leaf]].bits & frame_internal) != 0) ++leaf;
   if (leaf != 0) ++counts_->self_frames_stripped;
-  w.leaf_skip = static_cast<std::uint16_t>(leaf);
+  sample.leaf_skip = static_cast<std::uint16_t>(leaf);
   if (leaf >= n) {  // nothing but spanprof's own frames
     ++counts_->unresolved_samples;
     return;
   }
-  if ((info[stack[leaf]].bits & frame_blocking) != 0) w.bits |= work_blocked;
+  if ((info[stack[leaf]].bits & frame_blocking) != 0) sample.bits |= work_blocked;
   std::size_t root = n;  // n: not found
-  if ((w.bits & work_anchor_usable) != 0) root = root_from_anchor(w, stack);
-  if (root == n) root = root_from_call_site(tree_->spans[w.span], stack, leaf);
-  if (root == n && (w.bits & work_truncated) == 0) {
+  if ((sample.bits & work_anchor_usable) != 0) root = root_from_anchor(sample, stack);
+  if (root == n) root = root_from_call_site(tree_->spans[sample.span], stack, leaf);
+  if (root == n && (sample.bits & work_truncated) == 0) {
     if (!prefixes_ready_) compute_common_prefixes();
-    const common_prefix& prefix = prefixes_[w.span];
+    const common_prefix& prefix = prefixes_[sample.span];
     if (prefix.sample == no_index || !prefix.distinct || prefix.length == 0 || prefix.length > n) {
       root = n - 1;  // untrimmed
-      w.bits |= work_low_confidence;
+      sample.bits |= work_low_confidence;
       ++counts_->low_confidence_trims;
     } else {
       root = n - prefix.length;
@@ -158,8 +158,8 @@ inline void stack_trimmer::trim(work_sample& w) {
     ++counts_->unresolved_samples;
     return;
   }
-  w.root_pos = static_cast<std::uint16_t>(root);
-  w.bits |= work_resolved;
+  sample.root_pos = static_cast<std::uint16_t>(root);
+  sample.bits |= work_resolved;
 }
 
 // §2.3 step 3, second fallback: the longest common prefix (root side) of the stacks taken
@@ -169,14 +169,14 @@ inline void stack_trimmer::trim(work_sample& w) {
 inline void stack_trimmer::compute_common_prefixes() {
   prefixes_ready_ = true;
   const std::size_t frame_count = frames_->frames.size();
-  auto valid = [&](const work_sample& w) {
-    for (const std::uint32_t f : stack_of(w)) {
+  auto valid = [&](const work_sample& sample) {
+    for (const std::uint32_t f : stack_of(sample)) {
       if (f >= frame_count) return false;
     }
-    return !stack_of(w).empty();
+    return !stack_of(sample).empty();
   };
-  auto fkey_from_root = [&](const work_sample& w, std::size_t offset) {
-    const std::span<const std::uint32_t> stack = stack_of(w);
+  auto fkey_from_root = [&](const work_sample& sample, std::size_t offset) {
+    const std::span<const std::uint32_t> stack = stack_of(sample);
     return frames_->frames[stack[stack.size() - 1 - offset]].fkey;
   };
   // Merges the prefix (sample, length, distinct) into `into`.
@@ -199,9 +199,9 @@ inline void stack_trimmer::compute_common_prefixes() {
   const std::vector<span_state>& spans = tree_->spans;
   prefixes_.assign(spans.size(), common_prefix{});
   for (std::uint32_t i = 0; i < samples_->size(); ++i) {
-    const work_sample& w = (*samples_)[i];
-    if ((w.bits & work_placed) == 0 || (w.bits & work_truncated) != 0 || !valid(w)) continue;
-    merge(prefixes_[w.span], i, static_cast<std::uint32_t>(stack_of(w).size()), false);
+    const work_sample& sample = (*samples_)[i];
+    if ((sample.bits & work_placed) == 0 || (sample.bits & work_truncated) != 0 || !valid(sample)) continue;
+    merge(prefixes_[sample.span], i, static_cast<std::uint32_t>(stack_of(sample).size()), false);
   }
   // Children into parents, deepest first.
   std::vector<std::uint32_t>& depth = span_depths_;
