@@ -1,18 +1,28 @@
-// spanprof gapfill: the gap filler's declaration — its phases and the scratch state they share.
-// Each phase's definitions live in the file named after it; gapfill.hpp runs them in order.
+// spanprof gapfill: the engine — gap_filler keeps each phase's output (and so its buffers) and
+// runs the phases in order (gapfill.hpp). Phases 1-7 are free functions or a class of their own
+// that read earlier outputs through const references; phases 8-11 (call trees, derived spans,
+// gap spans, publishing) are still member functions sharing trees_, derived_ and gap_states_.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
 
+#include "frames.hpp"
+#include "gaps.hpp"
 #include "id_table.hpp"
 #include "input.hpp"
 #include "output.hpp"
+#include "placement.hpp"
+#include "sample_order.hpp"
 #include "scratch_state.hpp"
+#include "span_tree.hpp"
+#include "timeline.hpp"
+#include "trim.hpp"
 
 namespace spanprof::detail::gapfill {
 
@@ -24,43 +34,44 @@ class gap_filler {
 
  private:
   void reset(const transaction_input& in, const config& cfg, filled_transaction& out);
-  void prepare_frames();
-  void prepare_spans();
-  void prepare_contexts();
-  void compute_gaps();
-  void collect_samples();
-  void apply_profile_cap();
-  void compute_intervals();
-  void assign_samples();
-  void attribute_drops();
-  void group_by_gap();
-  void trim_sample(scratch::work_sample& w);
-  void compute_common_prefixes();
+  std::size_t trim_gap_samples(std::uint32_t gap);
+  // The three steps of build_gap()'s per-sample loop, forced inline so the walk state stays in
+  // registers, as it did when they were one function (gapfill_bench's hottest loop).
+  [[gnu::always_inline]] inline void resume_walk(scratch::tree_walk& walk, const std::uint32_t* entries, std::size_t leaf,
+                                                 std::size_t root) const noexcept;
+  [[gnu::always_inline]] inline void descend_stack(scratch::tree_walk& walk, const std::uint32_t* entries, std::size_t leaf,
+                                                   std::size_t root, std::uint32_t pos);
+  [[gnu::always_inline]] inline void credit_sample(scratch::tree_walk& walk, const scratch::work_sample& sample,
+                                                   std::uint32_t leaf_line, std::uint32_t pos);
   void build_gap(std::uint32_t gap);
   void emit_gap(std::uint32_t gap);
+  [[nodiscard]] bool estimate_run_window(std::uint32_t gap, const scratch::run_record& top, std::uint32_t parent_candidate,
+                                         std::int64_t sibling_end, scratch::run_window& window) const;
+  std::uint32_t collapse_chain(std::uint32_t record, std::uint32_t count, std::uint32_t& max_repeat, std::string& stack) const;
+  void fill_run_span(std::uint32_t gap, const scratch::run_record& top, std::uint32_t chain_end,
+                     const scratch::run_window& window, std::uint32_t max_repeat, derived_span& span);
+  [[nodiscard]] std::string_view dominant_blocking_call(std::uint32_t gap, const scratch::run_record& top) const;
+  void describe_run_span(std::uint32_t gap, const scratch::run_record& top, std::string stack, derived_span& span) const;
   std::uint32_t emit_run(std::uint32_t gap, std::uint32_t record, std::uint32_t level, std::uint32_t parent_candidate, std::uint64_t& emitted_weight, std::int64_t& sibling_end);
+  void apply_span_cap();
+  void publish_candidates();
+  void account_gaps();
   void finish_candidates();
+  [[nodiscard]] derived_span make_gap_span(std::uint32_t gap, std::int64_t begin, std::int64_t end, gap_reason reason,
+                                           std::uint64_t ordinal) const;
+  std::uint32_t emit_gap_summary(std::uint32_t gap);
+  void emit_suspension_spans(std::uint32_t gap, std::uint32_t summary);
   void emit_gap_spans();
   void label_samples();
   void output_trees();
 
-  // Context timeline helpers (suspensions only exist for fibers).
-  [[nodiscard]] std::int64_t suspended_within(const scratch::ctx_state& c, std::int64_t a, std::int64_t b) const noexcept;
-  [[nodiscard]] std::int64_t wall_before(const scratch::ctx_state& c, std::int64_t t, std::int64_t on_thread_ns) const noexcept;
-  [[nodiscard]] std::int64_t wall_after(const scratch::ctx_state& c, std::int64_t t, std::int64_t on_thread_ns) const noexcept;
-  [[nodiscard]] bool span_matches_fkey(const scratch::span_state& s, std::uint32_t fkey) const noexcept {
-    for (std::uint32_t i = 0; i < s.match_count; ++i) {
-      if (span_matches_[s.match_first + i] == fkey) return true;
-    }
-    return false;
-  }
-  [[nodiscard]] std::span<const std::uint32_t> stack_of(const scratch::work_sample& w) const noexcept {
-    return in_->samples[w.input].stack;
+  [[nodiscard]] std::span<const std::uint32_t> stack_of(const scratch::work_sample& sample) const noexcept {
+    return in_->samples[sample.input].stack;
   }
   std::uint32_t child_of(std::uint32_t parent, std::uint32_t fkey, std::uint32_t caller_line, std::uint32_t frame, std::uint32_t caller_frame, std::uint32_t depth);
   static void tally_self_line(scratch::tree_node& node, std::uint32_t line, std::uint64_t weight) noexcept;
-  void sum_node_totals(const scratch::gap_state& g);
-  void order_run_records(scratch::gap_state& g);
+  void sum_node_totals(const scratch::gap_state& state);
+  void order_run_records(scratch::gap_state& state);
   [[nodiscard]] std::pair<const scratch::work_sample*, const scratch::work_sample*> run_neighbours(
       std::uint32_t gap, const scratch::run_record& top, const scratch::work_sample& first) const noexcept;
   void close_runs(std::uint32_t from_depth, std::uint32_t last_pos);
@@ -68,13 +79,13 @@ class gap_filler {
   [[nodiscard]] std::uint32_t hottest_line(std::uint32_t node, bool self_only = false) const;
   [[nodiscard]] std::string call_site_text(std::uint32_t caller_frame) const;
   [[nodiscard]] std::uint64_t weight_between(std::uint32_t first_pos, std::uint32_t last_pos) const noexcept {
-    return prefix_weight_[last_pos + 1] - prefix_weight_[first_pos];
+    return trees_.prefix_weight[last_pos + 1] - trees_.prefix_weight[first_pos];
   }
   [[nodiscard]] std::uint32_t count_between(std::uint32_t first_pos, std::uint32_t last_pos) const noexcept {
-    return prefix_count_[last_pos + 1] - prefix_count_[first_pos];
+    return trees_.prefix_count[last_pos + 1] - trees_.prefix_count[first_pos];
   }
   [[nodiscard]] const scratch::work_sample& gap_sample(std::uint32_t gap, std::uint32_t pos) const noexcept {
-    return work_[gap_order_[gap_states_[gap].sample_first + pos]];
+    return ordered_.samples[gap_samples_.order[gap_samples_.of_gap[gap].first + pos]];
   }
 
   const transaction_input* in_ = nullptr;
@@ -82,48 +93,22 @@ class gap_filler {
   filled_transaction* out_ = nullptr;
   std::int64_t nominal_ = 0;
   std::int64_t min_gap_ = 0;
-  std::int64_t txn_begin_ = 0;
-  std::int64_t txn_end_ = 0;
-  std::uint32_t root_ = no_index;
-  bool prefixes_ready_ = false;
 
-  std::vector<scratch::frame_info> frame_infos_;
-  std::vector<scratch::function_info> functions_;
-  std::vector<std::uint32_t> function_slots_;
-  std::vector<std::pair<std::uint64_t, std::uint32_t>> functions_by_last_;
-  std::vector<scratch::span_state> spans_;
-  scratch::id_table span_ids_;
-  std::vector<std::uint32_t> span_matches_;
-  std::vector<scratch::ctx_state> ctxs_;
-  scratch::id_table ctx_ids_;
-  std::vector<scratch::interval> suspended_;
-  std::vector<std::int64_t> drop_times_;
-  std::vector<std::uint32_t> ctx_tids_;
-  std::vector<std::tuple<std::uint32_t, std::int64_t, std::int64_t>> covers_;  // (parent span, begin, end)
-  std::vector<scratch::gap_state> gap_states_;
-  std::vector<scratch::interval> gap_suspended_;
-  std::vector<scratch::work_sample> work_;
-  std::vector<scratch::work_sample> work_sorted_;
-  std::vector<std::pair<std::uint64_t, std::uint32_t>> sort_keys_;
-  std::vector<std::int64_t> scratch_times_;
-  std::vector<std::uint32_t> gap_order_;
-  std::vector<std::uint32_t> scratch_counts_;
-  // Per gap being built:
-  std::vector<std::uint64_t> prefix_weight_;
-  std::vector<std::uint32_t> prefix_count_;
-  std::vector<std::uint32_t> prefix_blocked_;
-  std::vector<scratch::path_entry> path_;
-  std::vector<std::uint32_t> offset_depth_;
-  std::vector<std::size_t> depth_offset_;
-  std::uint32_t open_len_ = 0;
-  std::vector<scratch::tree_node> nodes_;
-  std::vector<scratch::run_record> records_;
-  std::vector<std::uint32_t> record_children_;
-  std::uint32_t gap_record_first_ = 0;
-  std::vector<scratch::candidate> candidates_;
-  std::vector<std::uint32_t> candidate_order_;
-  std::vector<std::uint32_t> candidate_final_;
-  std::vector<std::uint32_t> node_output_;
+  // Phase outputs, in the order run() produces them. Each phase reads the earlier ones const
+  // (work samples are filled column group by column group: see sample_order.hpp). They are
+  // members so that their buffers keep their capacity from one transaction to the next.
+  scratch::frame_table frame_table_;      // 1 frames.hpp
+  scratch::span_tree span_tree_;          // 2 span_tree.hpp
+  scratch::context_timeline timeline_;    // 3 timeline.hpp
+  scratch::gap_list gap_list_;            // 4 gaps.hpp
+  scratch::ordered_samples ordered_;      // 5 sample_order.hpp
+  scratch::drop_table drops_;             // 6 placement.hpp
+  scratch::gap_samples gap_samples_;      // 6 placement.hpp
+  scratch::stack_trimmer trimmer_;        // 7 trim.hpp (keeps the common prefixes)
+  std::vector<scratch::gap_state> gap_states_;  // 8, 9: each gap's nodes and candidates
+  scratch::gap_call_trees trees_;         // 8 call_tree.hpp
+  scratch::candidate_list derived_;       // 9 derived_spans.hpp
+  std::vector<std::uint32_t> node_output_;  // 11 publish.hpp: node → call_tree_nodes index
 };
 
 }  // namespace spanprof::detail::gapfill

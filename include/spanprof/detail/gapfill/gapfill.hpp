@@ -49,35 +49,36 @@ namespace spanprof::detail::gapfill {
 
 inline void gap_filler::run(const transaction_input& in, const config& cfg, filled_transaction& out) {
   reset(in, cfg, out);
-  prepare_frames();
-  prepare_spans();
-  if (root_ == no_index) {
+  build_frame_table(in.frames, frame_table_);                // 1
+  build_span_tree(in, cfg, frame_table_, span_tree_, out);  // 2
+  if (span_tree_.root == no_index) {
     out.counts.missing_root = true;
-    for (auto& p : out.placements) p.fate = sample_fate::orphan;
+    for (auto& placement : out.placements) placement.fate = sample_fate::orphan;
     out.counts.orphan_samples = in.samples.size();
     return;
   }
-  prepare_contexts();
-  compute_gaps();
-  collect_samples();
-  apply_profile_cap();
-  compute_intervals();
-  assign_samples();
-  attribute_drops();
-  group_by_gap();
+  build_context_timeline(in, span_tree_, timeline_);                               // 3
+  build_gap_list(in, span_tree_, timeline_, min_gap_, gap_list_, out);             // 4
+  build_ordered_samples(in, cfg, span_tree_, timeline_, nominal_, ordered_, out);  // 5
+  place_samples(cfg, gap_list_, ordered_, out);                                    // 6
+  attribute_drops(in, span_tree_, timeline_, ordered_, drops_, out);
+  group_by_gap(in.mode, nominal_, ordered_, gap_samples_, out);
+  trimmer_.bind(in, frame_table_, span_tree_, ordered_.samples, out.counts);       // 7
+  gap_states_.assign(gap_list_.gaps.size(), scratch::gap_state{});
   // Stacks are trimmed gap by gap, just before the gap's tree is built from them: each stack is
   // then read from memory once (a profile's stacks outgrow the caches).
-  for (std::uint32_t g = 0; g < gap_states_.size(); ++g) {
-    if (out.gaps[g].filled) {
-      build_gap(g);
-      emit_gap(g);
+  for (std::uint32_t gap = 0; gap < gap_states_.size(); ++gap) {
+    if (out.gaps[gap].filled) {
+      build_gap(gap);  // 7, 8: trim, then the call tree and its runs
+      emit_gap(gap);   // 9: runs → candidate derived spans
     } else {
-      for (std::uint32_t k = 0; k < gap_states_[g].sample_count; ++k) trim_sample(work_[gap_order_[gap_states_[g].sample_first + k]]);
+      const scratch::index_range range = gap_samples_.of_gap[gap];
+      for (std::uint32_t pos = 0; pos < range.count; ++pos) trimmer_.trim(ordered_.samples[gap_samples_.order[range.first + pos]]);
     }
   }
-  finish_candidates();
-  emit_gap_spans();
-  label_samples();
+  finish_candidates();  // 9: the span cap, ids, gap accounting
+  emit_gap_spans();     // 10
+  label_samples();      // 11
   output_trees();
 }
 
@@ -98,22 +99,9 @@ inline void gap_filler::reset(const transaction_input& in, const config& cfg, fi
   nominal_ = in.sampling_interval_ns > 0 ? in.sampling_interval_ns : 10'000'000;
   out.nominal_interval_ns = nominal_;
   min_gap_ = cfg.min_gap_ns > 0 ? cfg.min_gap_ns : nominal_;
-  root_ = no_index;
-  prefixes_ready_ = false;
-  spans_.clear();
-  span_matches_.clear();
-  ctxs_.clear();
-  suspended_.clear();
-  drop_times_.clear();
-  ctx_tids_.clear();
-  covers_.clear();
-  gap_states_.clear();
-  gap_suspended_.clear();
-  work_.clear();
-  gap_order_.clear();
-  nodes_.clear();
-  records_.clear();
-  candidates_.clear();
+  trees_.nodes.clear();
+  trees_.records.clear();
+  derived_.candidates.clear();
 }
 
 // The one-call form (gapfill.md §5.1's gapfill::run, the symbolizer applied beforehand): a

@@ -12,53 +12,54 @@ namespace spanprof::detail::gapfill {
 // children in the candidate order, so children overwrite.
 inline void gap_filler::label_samples() {
   using namespace scratch;
-  for (std::uint32_t i = 0; i < candidates_.size(); ++i) {
-    const std::uint32_t fi = candidate_final_[i];
-    if (fi == no_index) continue;
-    const candidate& c = candidates_[i];
-    const gap_state& g = gap_states_[c.gap];
-    for (std::uint32_t pos = c.first_pos; pos <= c.last_pos; ++pos) {
-      out_->placements[work_[gap_order_[g.sample_first + pos]].input].derived_index = fi;
+  for (std::uint32_t i = 0; i < derived_.candidates.size(); ++i) {
+    const std::uint32_t final_index = derived_.final_index[i];
+    if (final_index == no_index) continue;
+    const candidate& kept = derived_.candidates[i];
+    const index_range samples = gap_samples_.of_gap[kept.gap];
+    for (std::uint32_t pos = kept.first_pos; pos <= kept.last_pos; ++pos) {
+      out_->placements[ordered_.samples[gap_samples_.order[samples.first + pos]].input].derived_index = final_index;
     }
   }
-  for (const work_sample& w : work_) {
-    if ((w.bits & work_placed) == 0) continue;
-    sample_placement& p = out_->placements[w.input];
-    p.leaf_skip = w.leaf_skip;
-    if ((w.bits & work_resolved) != 0) {
-      p.resolved = true;
-      p.trimmed_count = static_cast<std::uint16_t>(w.root_pos - w.leaf_skip + 1);
+  for (const work_sample& sample : ordered_.samples) {
+    if ((sample.bits & work_placed) == 0) continue;
+    sample_placement& placement = out_->placements[sample.input];
+    placement.leaf_skip = sample.leaf_skip;
+    if ((sample.bits & work_resolved) != 0) {
+      placement.resolved = true;
+      placement.trimmed_count = static_cast<std::uint16_t>(sample.root_pos - sample.leaf_skip + 1);
     }
-    p.low_confidence_trim = (w.bits & work_low_confidence) != 0;
+    placement.low_confidence_trim = (sample.bits & work_low_confidence) != 0;
   }
 }
 
 inline void gap_filler::output_trees() {
   using namespace scratch;
-  node_output_.assign(nodes_.size(), no_index);
-  for (std::uint32_t g = 0; g < gap_states_.size(); ++g) {
-    const gap_state& st = gap_states_[g];
-    gap_summary& gs = out_->gaps[g];
-    if (!gs.filled || st.node_count == 0) continue;
-    gs.first_node = static_cast<std::uint32_t>(out_->call_tree_nodes.size());
-    for (std::uint32_t n = st.node_first + 1; n < st.node_first + st.node_count; ++n) {
-      const tree_node& t = nodes_[n];
-      node_output_[n] = static_cast<std::uint32_t>(out_->call_tree_nodes.size());
-      call_tree_node o;
-      o.parent = t.parent == st.node_first ? no_index : node_output_[t.parent];
-      o.frame = t.frame;
-      o.call_site_frame = t.parent == st.node_first ? no_index : t.caller_frame;
-      o.depth = t.depth;
-      o.self_weight = t.self_weight;
-      o.total_weight = t.total_weight;
-      o.hottest_line = hottest_line(n);
-      o.recursion_depth = t.max_repeat;
-      out_->call_tree_nodes.push_back(o);
+  node_output_.assign(trees_.nodes.size(), no_index);
+  for (std::uint32_t gap = 0; gap < gap_states_.size(); ++gap) {
+    const gap_state& state = gap_states_[gap];
+    gap_summary& gap_info = out_->gaps[gap];
+    if (!gap_info.filled || state.node_count == 0) continue;
+    gap_info.first_node = static_cast<std::uint32_t>(out_->call_tree_nodes.size());
+    const std::uint32_t virtual_root = state.node_first;
+    for (std::uint32_t node = virtual_root + 1; node < state.node_first + state.node_count; ++node) {
+      const tree_node& built = trees_.nodes[node];
+      node_output_[node] = static_cast<std::uint32_t>(out_->call_tree_nodes.size());
+      call_tree_node published;
+      published.parent = built.parent == virtual_root ? no_index : node_output_[built.parent];
+      published.frame = built.frame;
+      published.call_site_frame = built.parent == virtual_root ? no_index : built.caller_frame;
+      published.depth = built.depth;
+      published.self_weight = built.self_weight;
+      published.total_weight = built.total_weight;
+      published.hottest_line = hottest_line(node);
+      published.recursion_depth = built.max_repeat;
+      out_->call_tree_nodes.push_back(published);
     }
-    gs.node_count = static_cast<std::uint32_t>(out_->call_tree_nodes.size()) - gs.first_node;
+    gap_info.node_count = static_cast<std::uint32_t>(out_->call_tree_nodes.size()) - gap_info.first_node;
   }
-  for (derived_span& d : out_->derived_spans) {
-    if (d.kind != derived_kind::gap && d.call_tree_node != no_index) d.call_tree_node = node_output_[d.call_tree_node];
+  for (derived_span& span : out_->derived_spans) {
+    if (span.kind != derived_kind::gap && span.call_tree_node != no_index) span.call_tree_node = node_output_[span.call_tree_node];
   }
 }
 

@@ -2,107 +2,23 @@
 // contexts, gaps, work samples, tree nodes, runs, candidate spans).
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "input.hpp"
+#include "output.hpp"
 
 namespace spanprof::detail::gapfill {
 
 namespace scratch {
 
-enum frame_bits : std::uint8_t {
-  frame_internal = 1u << 0,    // spanprof or signal delivery: stripped from the leaf side
-  frame_blocking = 1u << 1,    // a blocking libc entry
-  frame_inlined = 1u << 2,
-};
-
-struct frame_info {
-  std::uint32_t fkey = 0;  // function identity: (module, file, display name)
-  std::uint32_t line = 0;
-  std::uint8_t bits = 0;
-};
-
-struct function_info {
-  std::string_view display;
-  std::string_view match;
-  std::string_view file;
-  std::string_view module;
-  std::string_view blocking;  // blocking_call(display)
-  std::uint64_t last_hash = 0;
-  std::uint32_t first_frame = 0;
-};
-
-struct interval {
-  std::int64_t begin = 0;
-  std::int64_t end = 0;
-};
-
-struct span_state {
-  std::uint32_t parent = no_index;
-  std::uint32_t owner = no_index;  // itself, or the nearest ancestor that is not excluded
-  std::uint32_t ctx = 0;
-  std::int64_t begin = 0;
-  std::int64_t end = 0;
-  bool excluded = false;
-  bool nested = false;
-  bool filled = false;
-  bool has_child = false;
-  std::uint32_t first_gap = 0;
-  std::uint32_t gap_count = 0;
-  std::uint32_t match_first = 0;  // fkeys matching its call site, in gap_filler::span_matches_
-  std::uint32_t match_count = 0;
-  // Longest common root-side prefix of the stacks of it and its descendants (§2.3 fallback).
-  std::uint32_t lcp_sample = no_index;  // a work sample holding the prefix
-  std::uint32_t lcp_length = 0;
-  bool lcp_distinct = false;  // at least two different stacks
-};
-
-struct ctx_state {
-  std::uint64_t id = 0;
-  bool fiber = false;
-  std::uint32_t suspended_first = 0;  // suspended intervals within the transaction, sorted
-  std::uint32_t suspended_count = 0;
-  std::uint32_t drop_first = 0;  // sorted drop times, in gap_filler::drop_times_
-  std::uint32_t drop_count = 0;
-  std::uint32_t tid_first = 0;  // threads it ran on, in gap_filler::ctx_tids_
-  std::uint32_t tid_count = 0;
-  std::int64_t interval_ns = 0;
-  std::uint32_t sample_count = 0;
-};
-
 struct gap_state {
-  std::uint32_t sample_first = 0;  // its samples in gap_filler::gap_order_, in time order
-  std::uint32_t sample_count = 0;
-  std::uint32_t suspended_first = 0;  // its suspended segments in gap_filler::gap_suspended_
-  std::uint32_t suspended_count = 0;
-  std::uint32_t derived_first = 0;  // its candidates in gap_filler::candidates_
+  std::uint32_t derived_first = 0;  // its candidates in candidate_list::candidates
   std::uint32_t derived_count = 0;
-  std::uint32_t node_first = 0;  // its tree in gap_filler::nodes_ (first is a virtual root)
+  std::uint32_t node_first = 0;  // its tree in gap_call_trees::nodes (first is a virtual root)
   std::uint32_t node_count = 0;
-};
-
-enum work_bits : std::uint8_t {
-  work_resolved = 1u << 0,
-  work_blocked = 1u << 1,
-  work_anchor_usable = 1u << 2,
-  work_low_confidence = 1u << 4,
-  work_truncated = 1u << 5,
-  work_placed = 1u << 6,
-};
-
-struct work_sample {
-  std::int64_t t = 0;
-  std::int64_t placed_t = 0;
-  std::uint64_t seq = 0;
-  std::uint32_t input = 0;
-  std::uint32_t ctx = 0;
-  std::uint32_t span = 0;  // after redirection to the owner of an excluded span
-  std::uint32_t gap = no_index;
-  std::uint32_t tid = 0;
-  std::uint32_t weight = 1;
-  std::uint16_t leaf_skip = 0;
-  std::uint16_t root_pos = 0;  // leaf-first index of F; valid if resolved
-  std::uint8_t bits = 0;
 };
 
 struct line_tally {
@@ -115,7 +31,7 @@ struct tree_node {
   std::uint32_t caller_line = 0;
   std::uint32_t frame = 0;
   std::uint32_t caller_frame = no_index;
-  std::uint32_t parent = no_index;  // absolute index in gap_filler::nodes_
+  std::uint32_t parent = no_index;  // absolute index in gap_call_trees::nodes
   std::uint32_t first_child = no_index;
   std::uint32_t next_sibling = no_index;
   std::uint32_t depth = 0;
@@ -152,6 +68,32 @@ struct path_entry {
   bool self_run = false;
 };
 
+// The state of build_gap()'s walk over one gap's stacks, sample to sample.
+struct tree_walk {
+  const std::uint32_t* previous = nullptr;  // the previous resolved sample's stack
+  std::size_t previous_root = 0;
+  std::size_t previous_length = 0;
+  std::uint32_t virtual_root = 0;  // the gap's virtual root node
+  std::uint32_t last_resolved = 0;  // position of the last resolved sample
+  bool any_resolved = false;
+  // Within one stack:
+  std::uint32_t depth = 0;  // tree depth of the group being walked (0: F)
+  std::size_t entry = 0;    // its outermost stack entry
+  std::uint32_t caller_line = 0;
+  std::uint32_t caller_frame = no_index;
+  bool diverged = false;  // it left the previous sample's path: runs below were closed
+};
+
+// A run's sample times and estimated edges (§2.5).
+struct run_window {
+  std::int64_t first_t = 0;     // its first and last samples
+  std::int64_t last_t = 0;
+  std::int64_t previous_t = 0;  // the neighbouring samples without it (±infinity if none)
+  std::int64_t next_t = 0;
+  std::int64_t begin = 0;       // begin_est, end_est
+  std::int64_t end = 0;
+};
+
 // A derived span before the per-transaction cap and id assignment.
 struct candidate {
   derived_span span;
@@ -162,6 +104,34 @@ struct candidate {
   std::uint32_t level = 1;
   std::uint32_t ordinal_in_gap = 0;
   bool kept = true;
+};
+
+// Phase 8's output and scratch: every filled gap's call tree (nodes accumulate over the
+// transaction; gap_state says which are whose), and the runs of the gap being built.
+struct gap_call_trees {
+  std::vector<tree_node> nodes;
+  std::vector<run_record> records;           // the current gap's, from gap_record_first on
+  std::vector<std::uint32_t> record_children;  // per record its children, in time order
+  std::uint32_t gap_record_first = 0;
+  // Per position in the gap's samples: Σ weight, count and blocked count of resolved samples.
+  std::vector<std::uint64_t> prefix_weight;
+  std::vector<std::uint32_t> prefix_count;
+  std::vector<std::uint32_t> prefix_blocked;
+  // The walk: the open path (one entry per depth, open_len of them), and for the previous
+  // stack, offset from its root → depth, depth → offset of the group's first entry.
+  std::vector<path_entry> path;
+  std::uint32_t open_len = 0;
+  std::vector<std::uint32_t> offset_depth;
+  std::vector<std::size_t> depth_offset;
+  std::vector<std::uint32_t> bucket_start;  // scratch of order_run_records()
+};
+
+// Phase 9's output: the candidate derived spans of every gap (gap_state says which are
+// whose), then which survive the span cap.
+struct candidate_list {
+  std::vector<candidate> candidates;
+  std::vector<std::uint32_t> order;        // scratch of the span cap: by duration
+  std::vector<std::uint32_t> final_index;  // candidate → derived_spans index (no_index: dropped)
 };
 
 }  // namespace scratch

@@ -1,4 +1,9 @@
 // spanprof gapfill, phase 7: trimming each stack to the span's own function F (gapfill.md §2.3).
+//
+// Consumes: the input's stacks and anchors, the frame_table, the span_tree, ordered_samples.
+// Produces: each work sample's trim columns (leaf_skip, root_pos, resolved/blocked/low-confidence
+// bits) and the trimming counters. Runs gap by gap, just before the gap's call tree is built
+// (see gapfill.hpp), so a stack is read from memory once.
 #pragma once
 
 #include <algorithm>
@@ -8,157 +13,216 @@
 #include <span>
 #include <vector>
 
-#include "gap_filler.hpp"
+#include "frames.hpp"
+#include "input.hpp"
+#include "output.hpp"
+#include "sample_order.hpp"
+#include "span_tree.hpp"
 
 namespace spanprof::detail::gapfill {
+
+namespace scratch {
+
+// Longest common root-side prefix of the stacks of a span and its descendants (§2.3 fallback).
+struct common_prefix {
+  std::uint32_t sample = no_index;  // a work sample holding the prefix
+  std::uint32_t length = 0;
+  bool distinct = false;  // at least two different stacks
+};
+
+// Keeps the common prefixes (computed once per transaction, only if a sample needs them) and
+// their scratch between transactions.
+class stack_trimmer {
+ public:
+  // The transaction's inputs; every reference must outlive the trim() calls.
+  void bind(const transaction_input& in, const frame_table& frames, const span_tree& tree,
+            const std::vector<work_sample>& samples, counters& counts) noexcept {
+    in_ = &in;
+    frames_ = &frames;
+    tree_ = &tree;
+    samples_ = &samples;
+    counts_ = &counts;
+    prefixes_ready_ = false;
+  }
+  void trim(work_sample& sample);
+
+ private:
+  [[nodiscard]] std::span<const std::uint32_t> stack_of(const work_sample& sample) const noexcept {
+    return in_->samples[sample.input].stack;
+  }
+  [[nodiscard]] bool frames_valid(std::span<const std::uint32_t> stack) const noexcept;
+  [[nodiscard]] std::size_t root_from_anchor(const work_sample& sample, std::span<const std::uint32_t> stack) const noexcept;
+  [[nodiscard]] std::size_t root_from_call_site(const span_state& span, std::span<const std::uint32_t> stack,
+                                                std::size_t leaf) const noexcept;
+  void compute_common_prefixes();
+
+  const transaction_input* in_ = nullptr;
+  const frame_table* frames_ = nullptr;
+  const span_tree* tree_ = nullptr;
+  const std::vector<work_sample>* samples_ = nullptr;
+  counters* counts_ = nullptr;
+  bool prefixes_ready_ = false;
+  std::vector<common_prefix> prefixes_;  // parallel to span_tree::spans
+  std::vector<std::uint32_t> span_depths_;
+};
+
+// A frame index past the table would be the caller's bug: the sample stays unresolved rather
+// than be read out of bounds. (A max-reduction: vectorized, and it brings the stack into the
+// cache for the walk that follows.)
+inline bool stack_trimmer::frames_valid(std::span<const std::uint32_t> stack) const noexcept {
+  const std::size_t n = stack.size();
+  std::array<std::uint32_t, 4> largest{};  // four chains: the loop is not bound by one max's latency
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (std::size_t lane = 0; lane < 4; ++lane) largest[lane] = std::max(largest[lane], stack[i + lane]);
+  }
+  for (; i < n; ++i) largest[0] = std::max(largest[0], stack[i]);
+  return n != 0 && std::max(std::max(largest[0], largest[1]), std::max(largest[2], largest[3])) < frames_->frames.size();
+}
+
+// F at the anchor frame the handler found: physical frame anchor_idx, within its inline chain
+// the outermost entry that is F (entries outside F: F inlined into its caller). stack.size()
+// if not found.
+inline std::size_t stack_trimmer::root_from_anchor(const work_sample& sample, std::span<const std::uint32_t> stack) const noexcept {
+  const frame_info* info = frames_->frames.data();
+  const std::size_t n = stack.size();
+  const std::size_t anchor = in_->samples[sample.input].anchor_idx;
+  std::size_t root = n;
+  // Physical frame anchor_idx spans the entries [chain_first, root]: its inline chain.
+  std::size_t physical = 0;
+  std::size_t chain_first = 0;
+  for (std::size_t e = 0; e < n; ++e) {
+    if ((info[stack[e]].bits & frame_inlined) != 0) continue;
+    if (physical == anchor) {
+      root = e;
+      break;
+    }
+    ++physical;
+    chain_first = e + 1;
+  }
+  if (root == n) return n;
+  const span_state& span = tree_->spans[sample.span];
+  for (std::size_t e = root + 1; e-- > chain_first;) {
+    if (tree_->opened_by(span, info[stack[e]].fkey)) return e;
+  }
+  return root;
+}
+
+// The outermost frame above `leaf` whose function matches the span's call site; stack.size()
+// if none.
+inline std::size_t stack_trimmer::root_from_call_site(const span_state& span, std::span<const std::uint32_t> stack,
+                                                      std::size_t leaf) const noexcept {
+  const frame_info* info = frames_->frames.data();
+  for (std::size_t e = stack.size(); e-- > leaf;) {
+    if (tree_->opened_by(span, info[stack[e]].fkey)) return e;
+  }
+  return stack.size();
+}
 
 // §2.3: drop spanprof's and signal delivery's frames at the leaf, then cut the stack at F —
 // exactly at the anchor frame when the handler found it, else at the outermost frame matching
 // the span's call site, else at the common prefix of the span's samples.
-inline void gap_filler::trim_sample(scratch::work_sample& w) {
-  using namespace scratch;
-  const std::span<const std::uint32_t> stack = stack_of(w);
+inline void stack_trimmer::trim(work_sample& sample) {
+  const std::span<const std::uint32_t> stack = stack_of(sample);
   const std::size_t n = stack.size();
-  // A frame index past the table would be the caller's bug: the sample stays unresolved rather
-  // than be read out of bounds. (A max-reduction: vectorized, and it brings the stack into the
-  // cache for the walk that follows.)
-  std::array<std::uint32_t, 4> largest{};  // four chains: the loop is not bound by one max's latency
-  std::size_t k = 0;
-  for (; k + 4 <= n; k += 4) {
-    for (std::size_t lane = 0; lane < 4; ++lane) largest[lane] = std::max(largest[lane], stack[k + lane]);
-  }
-  for (; k < n; ++k) largest[0] = std::max(largest[0], stack[k]);
-  if (n == 0 || std::max(std::max(largest[0], largest[1]), std::max(largest[2], largest[3])) >= frame_infos_.size()) {
-    ++out_->counts.unresolved_samples;
+  if (!frames_valid(stack)) {
+    ++counts_->unresolved_samples;
     return;
   }
-  const frame_info* info = frame_infos_.data();
+  const frame_info* info = frames_->frames.data();
   std::size_t leaf = 0;
   while (leaf < n && (info[stack[leaf]].bits & frame_internal) != 0) ++leaf;
-  if (leaf != 0) ++out_->counts.self_frames_stripped;
-  w.leaf_skip = static_cast<std::uint16_t>(leaf);
+  if (leaf != 0) ++counts_->self_frames_stripped;
+  sample.leaf_skip = static_cast<std::uint16_t>(leaf);
   if (leaf >= n) {  // nothing but spanprof's own frames
-    ++out_->counts.unresolved_samples;
+    ++counts_->unresolved_samples;
     return;
   }
-  if ((info[stack[leaf]].bits & frame_blocking) != 0) w.bits |= work_blocked;
-  const span_state& s = spans_[w.span];
+  if ((info[stack[leaf]].bits & frame_blocking) != 0) sample.bits |= work_blocked;
   std::size_t root = n;  // n: not found
-  if ((w.bits & work_anchor_usable) != 0) {
-    // Physical frame anchor_idx spans the entries [chain_first, chain_last]: its inline chain.
-    const std::size_t anchor = in_->samples[w.input].anchor_idx;
-    std::size_t physical = 0;
-    std::size_t chain_first = 0;
-    for (std::size_t e = 0; e < n; ++e) {
-      if ((info[stack[e]].bits & frame_inlined) != 0) continue;
-      if (physical == anchor) {
-        root = e;
-        break;
-      }
-      ++physical;
-      chain_first = e + 1;
-    }
-    if (root != n) {
-      // In the anchor's inline chain, entries outside F (F inlined into its caller) go.
-      for (std::size_t e = root + 1; e-- > chain_first;) {
-        if (span_matches_fkey(s, info[stack[e]].fkey)) {
-          root = e;
-          break;
-        }
-      }
-    }
-  }
-  if (root == n) {
-    for (std::size_t e = n; e-- > leaf;) {
-      if (span_matches_fkey(s, info[stack[e]].fkey)) {
-        root = e;
-        break;
-      }
-    }
-  }
-  if (root == n && (w.bits & work_truncated) == 0) {
+  if ((sample.bits & work_anchor_usable) != 0) root = root_from_anchor(sample, stack);
+  if (root == n) root = root_from_call_site(tree_->spans[sample.span], stack, leaf);
+  if (root == n && (sample.bits & work_truncated) == 0) {
     if (!prefixes_ready_) compute_common_prefixes();
-    if (s.lcp_sample == no_index || !s.lcp_distinct || s.lcp_length == 0 || s.lcp_length > n) {
+    const common_prefix& prefix = prefixes_[sample.span];
+    if (prefix.sample == no_index || !prefix.distinct || prefix.length == 0 || prefix.length > n) {
       root = n - 1;  // untrimmed
-      w.bits |= work_low_confidence;
-      ++out_->counts.low_confidence_trims;
+      sample.bits |= work_low_confidence;
+      ++counts_->low_confidence_trims;
     } else {
-      root = n - s.lcp_length;
+      root = n - prefix.length;
     }
   }
   // A truncated stack without F lost its root side: no prefix can be aligned with it.
   if (root == n || root < leaf) {
-    ++out_->counts.unresolved_samples;
+    ++counts_->unresolved_samples;
     return;
   }
-  w.root_pos = static_cast<std::uint16_t>(root);
-  w.bits |= work_resolved;
+  sample.root_pos = static_cast<std::uint16_t>(root);
+  sample.bits |= work_resolved;
 }
 
 // §2.3 step 3, second fallback: the longest common prefix (root side) of the stacks taken
 // while S or a descendant was active; they diverge just below F, where the child spans open.
 // Computed for every span the first time a sample needs it (rare: the call site usually
 // finds F).
-inline void gap_filler::compute_common_prefixes() {
-  using namespace scratch;
+inline void stack_trimmer::compute_common_prefixes() {
   prefixes_ready_ = true;
-  const std::size_t frame_count = frame_infos_.size();
-  auto valid = [&](const work_sample& w) {
-    for (const std::uint32_t f : stack_of(w)) {
+  const std::size_t frame_count = frames_->frames.size();
+  auto valid = [&](const work_sample& sample) {
+    for (const std::uint32_t f : stack_of(sample)) {
       if (f >= frame_count) return false;
     }
-    return !stack_of(w).empty();
+    return !stack_of(sample).empty();
   };
-  auto fkey_from_root = [&](const work_sample& w, std::size_t k) {
-    const std::span<const std::uint32_t> st = stack_of(w);
-    return frame_infos_[st[st.size() - 1 - k]].fkey;
+  auto fkey_from_root = [&](const work_sample& sample, std::size_t offset) {
+    const std::span<const std::uint32_t> stack = stack_of(sample);
+    return frames_->frames[stack[stack.size() - 1 - offset]].fkey;
   };
-  // Merges sample/prefix (b_sample, b_len) into span s's prefix.
-  auto merge = [&](span_state& s, std::uint32_t b_sample, std::uint32_t b_len, bool b_distinct) {
-    if (b_sample == no_index) return;
-    if (s.lcp_sample == no_index) {
-      s.lcp_sample = b_sample;
-      s.lcp_length = b_len;
-      s.lcp_distinct = b_distinct;
+  // Merges the prefix (sample, length, distinct) into `into`.
+  auto merge = [&](common_prefix& into, std::uint32_t sample, std::uint32_t length, bool distinct) {
+    if (sample == no_index) return;
+    if (into.sample == no_index) {
+      into = common_prefix{sample, length, distinct};
       return;
     }
-    const work_sample& a = work_[s.lcp_sample];
-    const work_sample& b = work_[b_sample];
-    const std::uint32_t limit = std::min(s.lcp_length, b_len);
-    std::uint32_t k = 0;
-    while (k < limit && fkey_from_root(a, k) == fkey_from_root(b, k)) ++k;
-    const bool same_stack = k == s.lcp_length && k == b_len && stack_of(a).size() == s.lcp_length &&
-                            stack_of(b).size() == b_len;
-    s.lcp_distinct = s.lcp_distinct || b_distinct || !same_stack;
-    s.lcp_length = k;
+    const work_sample& held = (*samples_)[into.sample];
+    const work_sample& other = (*samples_)[sample];
+    const std::uint32_t limit = std::min(into.length, length);
+    std::uint32_t shared = 0;
+    while (shared < limit && fkey_from_root(held, shared) == fkey_from_root(other, shared)) ++shared;
+    const bool same_stack = shared == into.length && shared == length && stack_of(held).size() == into.length &&
+                            stack_of(other).size() == length;
+    into.distinct = into.distinct || distinct || !same_stack;
+    into.length = shared;
   };
-  for (span_state& s : spans_) {
-    s.lcp_sample = no_index;
-    s.lcp_length = 0;
-    s.lcp_distinct = false;
-  }
-  for (std::uint32_t i = 0; i < work_.size(); ++i) {
-    const work_sample& w = work_[i];
-    if ((w.bits & work_placed) == 0 || (w.bits & work_truncated) != 0 || !valid(w)) continue;
-    merge(spans_[w.span], i, static_cast<std::uint32_t>(stack_of(w).size()), false);
+  const std::vector<span_state>& spans = tree_->spans;
+  prefixes_.assign(spans.size(), common_prefix{});
+  for (std::uint32_t i = 0; i < samples_->size(); ++i) {
+    const work_sample& sample = (*samples_)[i];
+    if ((sample.bits & work_placed) == 0 || (sample.bits & work_truncated) != 0 || !valid(sample)) continue;
+    merge(prefixes_[sample.span], i, static_cast<std::uint32_t>(stack_of(sample).size()), false);
   }
   // Children into parents, deepest first.
-  std::vector<std::uint32_t> depth(spans_.size(), 0);
+  std::vector<std::uint32_t>& depth = span_depths_;
+  depth.assign(spans.size(), 0);
   std::uint32_t max_depth = 0;
-  for (std::uint32_t i = 0; i < spans_.size(); ++i) {
-    std::uint32_t d = 0;
-    for (std::uint32_t p = spans_[i].parent; p != no_index && d <= spans_.size(); p = spans_[p].parent) ++d;
-    depth[i] = d;
-    max_depth = std::max(max_depth, d);
+  for (std::uint32_t i = 0; i < spans.size(); ++i) {
+    std::uint32_t levels = 0;
+    for (std::uint32_t p = spans[i].parent; p != no_index && levels <= spans.size(); p = spans[p].parent) ++levels;
+    depth[i] = levels;
+    max_depth = std::max(max_depth, levels);
   }
-  for (std::uint32_t d = max_depth; d > 0; --d) {
-    for (std::uint32_t i = 0; i < spans_.size(); ++i) {
-      if (depth[i] != d || spans_[i].parent == no_index) continue;
-      span_state& parent = spans_[spans_[i].parent];
-      if (parent.ctx != spans_[i].ctx) continue;
-      merge(parent, spans_[i].lcp_sample, spans_[i].lcp_length, spans_[i].lcp_distinct);
+  for (std::uint32_t level = max_depth; level > 0; --level) {
+    for (std::uint32_t i = 0; i < spans.size(); ++i) {
+      if (depth[i] != level || spans[i].parent == no_index) continue;
+      if (spans[spans[i].parent].ctx != spans[i].ctx) continue;
+      const common_prefix child = prefixes_[i];
+      merge(prefixes_[spans[i].parent], child.sample, child.length, child.distinct);
     }
   }
 }
+
+}  // namespace scratch
 
 }  // namespace spanprof::detail::gapfill
