@@ -32,12 +32,12 @@ class address_cache {
       if (slots_[i].address == 0) return nullptr;
     }
   }
-  void insert_or_assign(const entry& e) {
+  void insert_or_assign(const entry& cached) {
     if ((used_ + 1) * 2 > slots_.size()) grow();
-    std::size_t i = slot_of(e.address);
-    while (slots_[i].address != 0 && slots_[i].address != e.address) i = (i + 1) & (slots_.size() - 1);
+    std::size_t i = slot_of(cached.address);
+    while (slots_[i].address != 0 && slots_[i].address != cached.address) i = (i + 1) & (slots_.size() - 1);
     if (slots_[i].address == 0) ++used_;
-    slots_[i] = e;
+    slots_[i] = cached;
   }
   void clear() noexcept {
     std::fill(slots_.begin(), slots_.end(), entry{});
@@ -55,8 +55,8 @@ class address_cache {
     slots_.assign(count, entry{});
     shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(count));
     used_ = 0;
-    for (const entry& e : old) {
-      if (e.address != 0) insert_or_assign(e);
+    for (const entry& cached : old) {
+      if (cached.address != 0) insert_or_assign(cached);
     }
   }
 

@@ -19,12 +19,12 @@ namespace spanprof::detail {
 
 inline void append_hex(std::string& out, std::uint64_t value) {
   char digits[16];
-  int n = 0;
+  int digit_count = 0;
   do {
-    digits[n++] = "0123456789abcdef"[value & 0xF];
+    digits[digit_count++] = "0123456789abcdef"[value & 0xF];
     value >>= 4;
   } while (value != 0);
-  while (n > 0) out.push_back(digits[--n]);
+  while (digit_count > 0) out.push_back(digits[--digit_count]);
 }
 
 inline std::string hex_address(std::uint64_t value) {
@@ -35,9 +35,9 @@ inline std::string hex_address(std::uint64_t value) {
 
 inline std::string bytes_to_hex(std::span<const std::uint8_t> bytes) {
   std::string out;
-  for (const std::uint8_t b : bytes) {
-    out.push_back("0123456789abcdef"[b >> 4]);
-    out.push_back("0123456789abcdef"[b & 0xF]);
+  for (const std::uint8_t byte : bytes) {
+    out.push_back("0123456789abcdef"[byte >> 4]);
+    out.push_back("0123456789abcdef"[byte & 0xF]);
   }
   return out;
 }
@@ -48,7 +48,7 @@ inline std::string bytes_to_hex(std::span<const std::uint8_t> bytes) {
 inline std::vector<std::uint8_t> gnu_build_id_in_notes(const unsigned char* notes, std::size_t size_bytes,
                                                        std::size_t alignment) {
   const std::size_t align = alignment == 8 ? 8 : 4;  // the ELF gABI allows only these two
-  const auto padded = [align](std::size_t n) { return (n + align - 1) & ~(align - 1); };
+  const auto padded = [align](std::size_t bytes) { return (bytes + align - 1) & ~(align - 1); };
   std::size_t at = 0;
   while (size_bytes - at >= sizeof(Elf64_Nhdr)) {  // Elf32_Nhdr and Elf64_Nhdr are both 3 words
     Elf64_Nhdr header;

@@ -24,14 +24,14 @@ inline bool file_crc32_matches(int fd, std::uint32_t expected) noexcept {
   std::uint32_t crc = 0xFFFFFFFFu;
   unsigned char buffer[16384];
   for (off_t at = 0;;) {
-    const ssize_t n = ::pread(fd, buffer, sizeof buffer, at);
-    if (n < 0) return false;
-    if (n == 0) break;
-    for (ssize_t i = 0; i < n; ++i) {
+    const ssize_t bytes_read = ::pread(fd, buffer, sizeof buffer, at);
+    if (bytes_read < 0) return false;
+    if (bytes_read == 0) break;
+    for (ssize_t i = 0; i < bytes_read; ++i) {
       crc ^= buffer[i];
       for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
     }
-    at += n;
+    at += bytes_read;
   }
   return ~crc == expected;
 }

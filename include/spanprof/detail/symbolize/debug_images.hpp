@@ -47,9 +47,9 @@ struct debug_image {
   std::uint64_t image_size = 0;
 };
 
-inline debug_image debug_image_of(const module_info& m) {
-  return {"elf", m.path, m.build_id_hex, debug_id_from_build_id(m.build_id), hex_address(m.image_addr),
-          hex_address(m.image_vmaddr), m.image_size};
+inline debug_image debug_image_of(const module_info& info) {
+  return {"elf", info.path, info.build_id_hex, debug_id_from_build_id(info.build_id), hex_address(info.image_addr),
+          hex_address(info.image_vmaddr), info.image_size};
 }
 
 }  // namespace spanprof::detail

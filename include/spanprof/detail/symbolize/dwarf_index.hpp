@@ -57,11 +57,11 @@ inline void add_ranges(Dwarf_Die* die, std::vector<function_range>& into) {
   }
 }
 inline void sort_ranges(std::vector<function_range>& ranges) {
-  std::sort(ranges.begin(), ranges.end(), [](const function_range& a, const function_range& b) { return a.start < b.start; });
+  std::sort(ranges.begin(), ranges.end(), [](const function_range& lhs, const function_range& rhs) { return lhs.start < rhs.start; });
 }
 // Ranges do not overlap in sound DWARF; a few steps back tolerate the odd exception.
 inline const function_range* find_range(const std::vector<function_range>& ranges, Dwarf_Addr at) noexcept {
-  auto it = std::upper_bound(ranges.begin(), ranges.end(), at, [](Dwarf_Addr a, const function_range& r) { return a < r.start; });
+  auto it = std::upper_bound(ranges.begin(), ranges.end(), at, [](Dwarf_Addr address, const function_range& range) { return address < range.start; });
   for (int steps = 0; it != ranges.begin() && steps < 8; ++steps) {
     --it;
     if (at < it->end) return &*it;

@@ -78,18 +78,18 @@ inline bool read_loaded_modules(loader_snapshot& snapshot) {
   snapshot.modules.clear();
   dl_iterate_phdr(
       [](dl_phdr_info* info, std::size_t, void* raw) -> int {
-        auto& s = *static_cast<walk*>(raw);
+        auto& walker = *static_cast<walk*>(raw);
         // An exception must not unwind through the loader: it holds its lock around this call.
         try {
-          if (s.first) {
-            s.out->loads = info->dlpi_adds;
-            s.out->unloads = info->dlpi_subs;
+          if (walker.first) {
+            walker.out->loads = info->dlpi_adds;
+            walker.out->unloads = info->dlpi_subs;
           }
-          observed_module m;
-          m.loader_name = info->dlpi_name != nullptr ? info->dlpi_name : "";
-          m.is_main_executable = s.first && m.loader_name.empty();  // glibc lists the program first, unnamed
-          s.first = false;
-          m.bias = info->dlpi_addr;
+          observed_module object;
+          object.loader_name = info->dlpi_name != nullptr ? info->dlpi_name : "";
+          object.is_main_executable = walker.first && object.loader_name.empty();  // glibc lists the program first, unnamed
+          walker.first = false;
+          object.bias = info->dlpi_addr;
           std::uintptr_t lowest = UINTPTR_MAX, highest = 0;
           for (int i = 0; i < info->dlpi_phnum; ++i) {
             const ElfW(Phdr)& ph = info->dlpi_phdr[i];
@@ -97,21 +97,21 @@ inline bool read_loaded_modules(loader_snapshot& snapshot) {
               lowest = std::min<std::uintptr_t>(lowest, ph.p_vaddr);
               highest = std::max<std::uintptr_t>(highest, ph.p_vaddr + ph.p_memsz);
               if ((ph.p_flags & PF_X) != 0) {
-                m.executable_ranges.push_back({m.bias + ph.p_vaddr, m.bias + ph.p_vaddr + ph.p_memsz});
+                object.executable_ranges.push_back({object.bias + ph.p_vaddr, object.bias + ph.p_vaddr + ph.p_memsz});
               }
-            } else if (ph.p_type == PT_NOTE && m.build_id.empty()) {
-              m.build_id = gnu_build_id_in_notes(reinterpret_cast<const unsigned char*>(m.bias + ph.p_vaddr),
+            } else if (ph.p_type == PT_NOTE && object.build_id.empty()) {
+              object.build_id = gnu_build_id_in_notes(reinterpret_cast<const unsigned char*>(object.bias + ph.p_vaddr),
                                                  ph.p_memsz, ph.p_align);
             }
           }
           if (lowest < highest) {
-            m.image_vmaddr = lowest;
-            m.image_size = highest - lowest;
+            object.image_vmaddr = lowest;
+            object.image_size = highest - lowest;
           }
-          s.out->modules.push_back(std::move(m));
+          walker.out->modules.push_back(std::move(object));
           return 0;
         } catch (...) {
-          s.failed = true;
+          walker.failed = true;
           return 1;
         }
       },
@@ -120,14 +120,14 @@ inline bool read_loaded_modules(loader_snapshot& snapshot) {
 }
 
 // The absolute path of a loaded object; the loader name itself when it names no file (the vdso).
-inline std::string resolve_module_path(const observed_module& m) {
-  if (m.is_main_executable) {
+inline std::string resolve_module_path(const observed_module& object) {
+  if (object.is_main_executable) {
     char buffer[PATH_MAX];
-    const ssize_t n = ::readlink("/proc/self/exe", buffer, sizeof buffer - 1);
-    return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string("/proc/self/exe");
+    const ssize_t length = ::readlink("/proc/self/exe", buffer, sizeof buffer - 1);
+    return length > 0 ? std::string(buffer, static_cast<std::size_t>(length)) : std::string("/proc/self/exe");
   }
-  std::unique_ptr<char, decltype(&std::free)> real(::realpath(m.loader_name.c_str(), nullptr), &std::free);
-  return real != nullptr ? std::string(real.get()) : m.loader_name;
+  std::unique_ptr<char, decltype(&std::free)> real(::realpath(object.loader_name.c_str(), nullptr), &std::free);
+  return real != nullptr ? std::string(real.get()) : object.loader_name;
 }
 
 }  // namespace spanprof::detail

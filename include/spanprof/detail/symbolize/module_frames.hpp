@@ -37,7 +37,7 @@ inline std::string_view linkage_name(Dwarf_Die* die, name_store& names) {
 // The DWARF name with the namespaces, classes and functions around its declaration, as the
 // demangler writes them but without parameters (DWARF would need its types printed): C
 // functions, main, and internal-linkage functions inlined where no symbol names them.
-inline std::string_view qualified_dwarf_name(module_session& s, Dwarf_Die* die, name_store& names) {
+inline std::string_view qualified_dwarf_name(module_session& session, Dwarf_Die* die, name_store& names) {
   const Dwarf_Die named = declaration_of(*die);
   Dwarf_Die declaration = named;
   if (const std::string_view* known = names.known_qualified_name(named.addr)) return *known;
@@ -49,15 +49,15 @@ inline std::string_view qualified_dwarf_name(module_session& s, Dwarf_Die* die, 
   bool hopped = plain != nullptr;
   for (int depth = 0; hopped && depth < 64; ++depth) {
     hopped = false;
-    if (dwarf_diecu(&declaration, &cu, nullptr, nullptr) == nullptr || dwarf_cu_getdwarf(cu.cu) != s.dwarf) break;
-    const cu_index& index = cu_index_of(s, cu);  // (a dwz file's DIEs are not in ours: stop there)
+    if (dwarf_diecu(&declaration, &cu, nullptr, nullptr) == nullptr || dwarf_cu_getdwarf(cu.cu) != session.dwarf) break;
+    const cu_index& index = cu_index_of(session, cu);  // (a dwz file's DIEs are not in ours: stop there)
     const Dwarf_Off offset = dwarf_dieoffset(&declaration);
     const auto it = std::lower_bound(index.subprograms.begin(), index.subprograms.end(), offset,
-                                     [](const die_scope& d, Dwarf_Off o) { return d.die_offset < o; });
+                                     [](const die_scope& scope_entry, Dwarf_Off wanted) { return scope_entry.die_offset < wanted; });
     std::uint32_t scope = it != index.subprograms.end() && it->die_offset == offset ? it->scope : no_scope;
     for (; scope != no_scope; scope = index.scopes[scope].scope) {
       Dwarf_Die enclosing;
-      if (dwarf_offdie(s.dwarf, index.scopes[scope].die_offset, &enclosing) == nullptr) break;
+      if (dwarf_offdie(session.dwarf, index.scopes[scope].die_offset, &enclosing) == nullptr) break;
       const int tag = dwarf_tag(&enclosing);
       const char* scope_name = dwarf_diename(&enclosing);
       name.insert(0, std::string(scope_name != nullptr ? scope_name : tag == DW_TAG_namespace ? "(anonymous namespace)" : "(anonymous)") + "::");
@@ -96,30 +96,30 @@ inline bool symtab_frame(Dwfl_Module* mod, std::uintptr_t address, std::vector<s
 
 // The DWARF frames at `address`, innermost first: the inlined calls holding it, then the function
 // they are inlined into; false when no CU or function covers it.
-inline bool dwarf_frames(module_session& s, std::uintptr_t address, std::vector<symbolized_frame>& out, name_store& names) {
-  if (!s.dwarf_indexed) index_compile_units(s);
-  if (s.dwarf == nullptr) return false;
-  const Dwarf_Addr at = address - s.dwarf_bias;
-  const function_range* cu_range = find_range(s.cu_ranges, at);
+inline bool dwarf_frames(module_session& session, std::uintptr_t address, std::vector<symbolized_frame>& out, name_store& names) {
+  if (!session.dwarf_indexed) index_compile_units(session);
+  if (session.dwarf == nullptr) return false;
+  const Dwarf_Addr at = address - session.dwarf_bias;
+  const function_range* cu_range = find_range(session.cu_ranges, at);
   Dwarf_Die cu;
-  if (cu_range == nullptr || dwarf_offdie(s.dwarf, cu_range->die_offset, &cu) == nullptr) return false;
-  const function_range* function = find_range(cu_index_of(s, cu).functions, at);
+  if (cu_range == nullptr || dwarf_offdie(session.dwarf, cu_range->die_offset, &cu) == nullptr) return false;
+  const function_range* function = find_range(cu_index_of(session, cu).functions, at);
   Dwarf_Die subprogram;
-  if (function == nullptr || dwarf_offdie(s.dwarf, function->die_offset, &subprogram) == nullptr) return false;
+  if (function == nullptr || dwarf_offdie(session.dwarf, function->die_offset, &subprogram) == nullptr) return false;
 
   // The concrete chain from the function down to the innermost inlined call holding `at`.
-  auto [tree, new_tree] = s.inline_trees.try_emplace(function->die_offset);
+  auto [tree, new_tree] = session.inline_trees.try_emplace(function->die_offset);
   if (new_tree) index_inlined_calls(subprogram, tree->second);
   std::uint32_t innermost = no_scope, deepest = 0;
-  for (const inlined_range& r : tree->second.ranges) {
-    if (r.start <= at && at < r.end && tree->second.calls[r.call].depth > deepest) {
-      innermost = r.call;
-      deepest = tree->second.calls[r.call].depth;
+  for (const inlined_range& range : tree->second.ranges) {
+    if (range.start <= at && at < range.end && tree->second.calls[range.call].depth > deepest) {
+      innermost = range.call;
+      deepest = tree->second.calls[range.call].depth;
     }
   }
   std::vector<Dwarf_Die> chain(deepest + 1, subprogram);  // outermost first
   for (std::uint32_t call = innermost; call != no_scope; call = tree->second.calls[call].caller) {
-    if (dwarf_offdie(s.dwarf, tree->second.calls[call].die_offset, &chain[tree->second.calls[call].depth]) == nullptr) {
+    if (dwarf_offdie(session.dwarf, tree->second.calls[call].die_offset, &chain[tree->second.calls[call].depth]) == nullptr) {
       return false;
     }
   }
@@ -140,10 +140,10 @@ inline bool dwarf_frames(module_session& s, std::uintptr_t address, std::vector<
       // is a derived "foo.cold") has it. A C function keeps its DWARF name, not an alias.
       GElf_Off offset = 0;
       GElf_Sym sym{};
-      const char* symbol = dwfl_module_addrinfo(s.module, entry + s.dwarf_bias, &offset, &sym, nullptr, nullptr, nullptr);
+      const char* symbol = dwfl_module_addrinfo(session.module, entry + session.dwarf_bias, &offset, &sym, nullptr, nullptr, nullptr);
       if (symbol != nullptr && offset == 0 && std::string_view(symbol).starts_with("_Z")) name = names.demangle(symbol);
     }
-    if (name.empty()) name = qualified_dwarf_name(s, &*die, names);
+    if (name.empty()) name = qualified_dwarf_name(session, &*die, names);
     out.push_back({name, file, static_cast<std::uint32_t>(line), 0, frame_quality::dwarf,
                    tag == DW_TAG_inlined_subroutine});
     if (tag == DW_TAG_subprogram) break;
@@ -166,12 +166,12 @@ inline bool dwarf_frames(module_session& s, std::uintptr_t address, std::vector<
 }
 
 // Never fails: without a usable file or symbol the frame is "<module file name>+0x<offset>".
-inline void symbolize_in_module(const module_info& m, module_session& s, std::uintptr_t address,
+inline void symbolize_in_module(const module_info& info, module_session& session, std::uintptr_t address,
                                 std::vector<symbolized_frame>& out, name_store& names) {
-  if (s.module != nullptr && (dwarf_frames(s, address, out, names) || symtab_frame(s.module, address, out, names))) return;
-  std::string name(m.file_name());
+  if (session.module != nullptr && (dwarf_frames(session, address, out, names) || symtab_frame(session.module, address, out, names))) return;
+  std::string name(info.file_name());
   name += "+0x";
-  append_hex(name, address - m.bias);
+  append_hex(name, address - info.bias);
   out.push_back({names.intern(name), {}, 0, 0, frame_quality::module_offset, false});
 }
 

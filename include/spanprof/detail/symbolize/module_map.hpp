@@ -43,12 +43,12 @@ struct module_info : observed_module {
   }
   [[nodiscard]] bool contains(std::uintptr_t address) const noexcept {
     return std::any_of(executable_ranges.begin(), executable_ranges.end(),
-                       [&](const address_range& r) { return r.contains(address); });
+                       [&](const address_range& range) { return range.contains(address); });
   }
   [[nodiscard]] std::string_view file_name() const noexcept {
-    const std::string_view p = path;
-    const auto slash = p.rfind('/');
-    return slash == std::string_view::npos ? p : p.substr(slash + 1);
+    const std::string_view full_path = path;
+    const auto slash = full_path.rfind('/');
+    return slash == std::string_view::npos ? full_path : full_path.substr(slash + 1);
   }
 };
 
@@ -70,17 +70,17 @@ class module_map {
     if (!read_loader_counters(loads, unloads)) return false;
     if (refreshed_ && loads == loads_ && unloads == unloads_) {
       now_ns = std::max(now_ns, last_refresh_ns_);
-      for (auto& m : modules_) {
-        if (m->loaded()) m->last_seen_ns = now_ns;
+      for (auto& known : modules_) {
+        if (known->loaded()) known->last_seen_ns = now_ns;
       }
       last_refresh_ns_ = now_ns;
       return false;
     }
     loader_snapshot snapshot;
     if (!read_loaded_modules(snapshot)) return false;
-    for (observed_module& m : snapshot.modules) {
+    for (observed_module& reported : snapshot.modules) {
       // realpath and readlink only for modules not already known: a refresh stays cheap.
-      if (loaded_match(m) == nullptr) m.path = resolve_module_path(m);
+      if (loaded_match(reported) == nullptr) reported.path = resolve_module_path(reported);
     }
     return apply(snapshot, now_ns);
   }
@@ -92,25 +92,25 @@ class module_map {
     const std::size_t known_before = modules_.size();
     std::vector<bool> seen(known_before, false);
     std::size_t new_modules = 0, gone_modules = 0;
-    for (const observed_module& o : snapshot.modules) {
-      if (module_info* m = loaded_match(o)) {
-        m->last_seen_ns = now_ns;
-        seen[m->id] = true;
+    for (const observed_module& reported : snapshot.modules) {
+      if (module_info* known = loaded_match(reported)) {
+        known->last_seen_ns = now_ns;
+        seen[known->id] = true;
         continue;
       }
-      auto m = std::make_unique<module_info>();
-      static_cast<observed_module&>(*m) = o;
-      if (m->path.empty()) m->path = o.loader_name;
-      m->id = static_cast<std::uint32_t>(modules_.size());
-      m->build_id_hex = bytes_to_hex(m->build_id);
-      m->image_addr = m->bias + m->image_vmaddr;
-      m->in_app = m->is_main_executable ||
-                  std::any_of(in_app_substrings_.begin(), in_app_substrings_.end(), [&](const std::string& s) {
-                    return !s.empty() && m->path.find(s) != std::string::npos;
+      auto added = std::make_unique<module_info>();
+      static_cast<observed_module&>(*added) = reported;
+      if (added->path.empty()) added->path = reported.loader_name;
+      added->id = static_cast<std::uint32_t>(modules_.size());
+      added->build_id_hex = bytes_to_hex(added->build_id);
+      added->image_addr = added->bias + added->image_vmaddr;
+      added->in_app = added->is_main_executable ||
+                  std::any_of(in_app_substrings_.begin(), in_app_substrings_.end(), [&](const std::string& substring) {
+                    return !substring.empty() && added->path.find(substring) != std::string::npos;
                   });
-      m->absent_before_ns = refreshed_ ? last_refresh_ns_ : time_before_everything_ns;
-      m->first_seen_ns = m->last_seen_ns = now_ns;
-      modules_.push_back(std::move(m));
+      added->absent_before_ns = refreshed_ ? last_refresh_ns_ : time_before_everything_ns;
+      added->first_seen_ns = added->last_seen_ns = now_ns;
+      modules_.push_back(std::move(added));
       ++new_modules;
     }
     for (std::size_t id = 0; id < known_before; ++id) {
@@ -140,17 +140,17 @@ class module_map {
     const module_info* possible = nullptr;
     std::size_t possible_count = 0;
     bool churn = false;
-    for (const auto& m : modules_) {
-      if (!m->contains(address)) continue;
-      if (m->certainly_loaded_at(time_ns)) return {m.get(), module_lookup_status::found};
-      if (time_ns > m->absent_before_ns && time_ns < m->first_seen_ns) {
-        churn = churn || had_unseen_churn(m->first_seen_ns);
-      } else if (time_ns > m->last_seen_ns && time_ns < m->gone_ns) {
-        churn = churn || (!m->loaded() && had_unseen_churn(m->gone_ns));
+    for (const auto& known : modules_) {
+      if (!known->contains(address)) continue;
+      if (known->certainly_loaded_at(time_ns)) return {known.get(), module_lookup_status::found};
+      if (time_ns > known->absent_before_ns && time_ns < known->first_seen_ns) {
+        churn = churn || had_unseen_churn(known->first_seen_ns);
+      } else if (time_ns > known->last_seen_ns && time_ns < known->gone_ns) {
+        churn = churn || (!known->loaded() && had_unseen_churn(known->gone_ns));
       } else {
         continue;
       }
-      possible = m.get();
+      possible = known.get();
       ++possible_count;
     }
     if (possible_count == 1 && !churn) return {possible, module_lookup_status::found};
@@ -162,9 +162,9 @@ class module_map {
   [[nodiscard]] std::span<const std::unique_ptr<module_info>> modules() const noexcept { return modules_; }
 
  private:
-  [[nodiscard]] module_info* loaded_match(const observed_module& o) const noexcept {
-    for (const auto& m : modules_) {
-      if (m->loaded() && m->bias == o.bias && m->loader_name == o.loader_name && m->build_id == o.build_id) return m.get();
+  [[nodiscard]] module_info* loaded_match(const observed_module& reported) const noexcept {
+    for (const auto& known : modules_) {
+      if (known->loaded() && known->bias == reported.bias && known->loader_name == reported.loader_name && known->build_id == reported.build_id) return known.get();
     }
     return nullptr;
   }

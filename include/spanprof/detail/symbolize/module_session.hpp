@@ -24,7 +24,7 @@ namespace spanprof::detail {
 
 // Ends a libdwfl session (and closes the files it holds) when its module_session goes.
 struct dwfl_closer {
-  void operator()(Dwfl* d) const noexcept { dwfl_end(d); }
+  void operator()(Dwfl* dwfl) const noexcept { dwfl_end(dwfl); }
 };
 // What is open for one module, and its lazily built indexes (libdw has its own caches of
 // CUs, lines and symbols behind them).
@@ -41,24 +41,24 @@ struct module_session {
 
 // Opens the file module `m` was loaded from; leaves `s` without a module when there is no usable
 // file (module+offset frames only). use_debuginfod: see symbolizer_options.
-inline void open_module(const module_info& m, module_session& s, bool use_debuginfod) {
+inline void open_module(const module_info& info, module_session& session, bool use_debuginfod) {
   static const Dwfl_Callbacks local_callbacks{dwfl_build_id_find_elf, find_debuginfo_locally, nullptr, nullptr};
   static const Dwfl_Callbacks standard_callbacks{dwfl_build_id_find_elf, dwfl_standard_find_debuginfo, nullptr, nullptr};
   // The running executable through /proc/self/exe: that is the loaded file even if it was
   // deleted or replaced since. Its real path still names it, for .gnu_debuglink look-ups.
-  const int fd = ::open(m.is_main_executable ? "/proc/self/exe" : m.path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(info.is_main_executable ? "/proc/self/exe" : info.path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
-  s.dwfl.reset(dwfl_begin(use_debuginfod ? &standard_callbacks : &local_callbacks));
-  if (s.dwfl == nullptr) {
+  session.dwfl.reset(dwfl_begin(use_debuginfod ? &standard_callbacks : &local_callbacks));
+  if (session.dwfl == nullptr) {
     ::close(fd);
     return;
   }
-  dwfl_report_begin(s.dwfl.get());
-  Dwfl_Module* mod = dwfl_report_elf(s.dwfl.get(), m.path.c_str(), m.path.c_str(), fd, m.bias, true);
-  dwfl_report_end(s.dwfl.get(), nullptr, nullptr);
+  dwfl_report_begin(session.dwfl.get());
+  Dwfl_Module* mod = dwfl_report_elf(session.dwfl.get(), info.path.c_str(), info.path.c_str(), fd, info.bias, true);
+  dwfl_report_end(session.dwfl.get(), nullptr, nullptr);
   if (mod == nullptr) {
     ::close(fd);  // consumed only on success
-    s.dwfl.reset();
+    session.dwfl.reset();
     return;
   }
   // The file must be the build that was loaded, at the bias it was loaded at: a library
@@ -67,30 +67,30 @@ inline void open_module(const module_info& m, module_session& s, bool use_debugi
   GElf_Addr id_vaddr = 0;
   const int id_size = dwfl_module_build_id(mod, &id, &id_vaddr);
   Dwarf_Addr elf_bias = 0;
-  const bool same_build = m.build_id.empty() || (id_size == static_cast<int>(m.build_id.size()) &&
-                                                 std::memcmp(id, m.build_id.data(), m.build_id.size()) == 0);
-  if (!same_build || dwfl_module_getelf(mod, &elf_bias) == nullptr || elf_bias != m.bias) {
-    s.dwfl.reset();
+  const bool same_build = info.build_id.empty() || (id_size == static_cast<int>(info.build_id.size()) &&
+                                                 std::memcmp(id, info.build_id.data(), info.build_id.size()) == 0);
+  if (!same_build || dwfl_module_getelf(mod, &elf_bias) == nullptr || elf_bias != info.bias) {
+    session.dwfl.reset();
     return;
   }
-  s.module = mod;
+  session.module = mod;
 }
 
 // The address ranges of every CU, from the CU DIEs alone (clang writes no .debug_aranges,
 // which dwfl_module_addrdie would need). Once per module.
-inline void index_compile_units(module_session& s) {
-  s.dwarf_indexed = true;
-  s.dwarf = dwfl_module_getdwarf(s.module, &s.dwarf_bias);
-  if (s.dwarf == nullptr) return;
+inline void index_compile_units(module_session& session) {
+  session.dwarf_indexed = true;
+  session.dwarf = dwfl_module_getdwarf(session.module, &session.dwarf_bias);
+  if (session.dwarf == nullptr) return;
   Dwarf_Addr bias = 0;
-  for (Dwarf_Die* cu = nullptr; (cu = dwfl_module_nextcu(s.module, cu, &bias)) != nullptr;) {
-    add_ranges(cu, s.cu_ranges);
+  for (Dwarf_Die* cu = nullptr; (cu = dwfl_module_nextcu(session.module, cu, &bias)) != nullptr;) {
+    add_ranges(cu, session.cu_ranges);
   }
-  sort_ranges(s.cu_ranges);
+  sort_ranges(session.cu_ranges);
 }
 
-inline cu_index& cu_index_of(module_session& s, Dwarf_Die& cu) {
-  auto [it, inserted] = s.cu_indexes.try_emplace(dwarf_dieoffset(&cu));
+inline cu_index& cu_index_of(module_session& session, Dwarf_Die& cu) {
+  auto [it, inserted] = session.cu_indexes.try_emplace(dwarf_dieoffset(&cu));
   if (inserted) index_cu(cu, it->second);
   return it->second;
 }

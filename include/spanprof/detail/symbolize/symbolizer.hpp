@@ -85,8 +85,8 @@ class symbolizer {
     }
     const address_cache::entry* hit = cache_.find(lookup);
     if (hit != nullptr) {
-      const module_info& m = *map_.modules()[hit->module_id];
-      if (m.certainly_loaded_at(sample_time_ns)) return from_cache(out, m, *hit);
+      const module_info& info = *map_.modules()[hit->module_id];
+      if (info.certainly_loaded_at(sample_time_ns)) return from_cache(out, info, *hit);
     }
     try {
       const module_lookup where = map_.find(lookup, sample_time_ns);
@@ -94,15 +94,15 @@ class symbolizer {
         out.frames = where.status == module_lookup_status::changed ? changed_module_frame_ : unknown_module_frame_;
         return out;
       }
-      const module_info& m = *where.module;
-      if (hit != nullptr && hit->module_id == m.id) return from_cache(out, m, *hit);
+      const module_info& info = *where.module;
+      if (hit != nullptr && hit->module_id == info.id) return from_cache(out, info, *hit);
       ++misses_;
       if (cache_.size() >= std::max<std::size_t>(options_.max_cached_addresses, 1)) clear_cache();
       scratch_.clear();
-      symbolize_in_module(m, sessions_[m.id], lookup, scratch_, names_);
-      const address_cache::entry e{lookup, frames_.store(scratch_), m.id, static_cast<std::uint32_t>(scratch_.size())};
-      cache_.insert_or_assign(e);
-      return from_cache(out, m, e);
+      symbolize_in_module(info, sessions_[info.id], lookup, scratch_, names_);
+      const address_cache::entry added{lookup, frames_.store(scratch_), info.id, static_cast<std::uint32_t>(scratch_.size())};
+      cache_.insert_or_assign(added);
+      return from_cache(out, info, added);
     } catch (...) {  // out of memory: report the address as unknown rather than fail the collector
       out = resolved_address{pc, 0, nullptr, unknown_module_frame_};
       return out;
@@ -113,10 +113,10 @@ class symbolizer {
   [[nodiscard]] std::vector<debug_image> images_for(std::span<const resolved_address> addresses) const {
     std::vector<debug_image> images;
     std::vector<bool> added(map_.modules().size(), false);
-    for (const resolved_address& a : addresses) {
-      if (a.module == nullptr || added[a.module->id]) continue;
-      added[a.module->id] = true;
-      images.push_back(debug_image_of(*a.module));
+    for (const resolved_address& resolved : addresses) {
+      if (resolved.module == nullptr || added[resolved.module->id]) continue;
+      added[resolved.module->id] = true;
+      images.push_back(debug_image_of(*resolved.module));
     }
     return images;
   }
@@ -134,10 +134,10 @@ class symbolizer {
   [[nodiscard]] std::uint64_t cache_generation() const noexcept { return cache_generation_; }
 
  private:
-  resolved_address& from_cache(resolved_address& out, const module_info& m, const address_cache::entry& e) const noexcept {
-    out.module = &m;
-    out.relative_addr = out.instruction_addr - m.bias;
-    out.frames = {e.frames, e.frame_count};
+  resolved_address& from_cache(resolved_address& out, const module_info& info, const address_cache::entry& cached) const noexcept {
+    out.module = &info;
+    out.relative_addr = out.instruction_addr - info.bias;
+    out.frames = {cached.frames, cached.frame_count};
     return out;
   }
 
