@@ -25,7 +25,11 @@
 // program, as if it were loaded: a bigger binary, e.g. build/tests/api_test, is a more realistic
 // profile target; only its file is read), and Google Benchmark's own flags. Sanitizer builds
 // run a smoke version.
-#include <spanprof/detail/symbolize/symbolize.hpp>
+#include <spanprof/detail/symbolize/build_id.hpp>
+#include <spanprof/detail/symbolize/frames.hpp>
+#include <spanprof/detail/symbolize/loader.hpp>
+#include <spanprof/detail/symbolize/module_map.hpp>
+#include <spanprof/detail/symbolize/symbolizer.hpp>
 
 #include <benchmark/benchmark.h>
 #include <fcntl.h>

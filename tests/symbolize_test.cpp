@@ -1,14 +1,19 @@
-// symbolize.hpp: addresses captured inside functions of this file and of a dlopen'ed library
-// (tests/symbolize_lib.cpp, also as objcopy'd copies: --strip-debug, --strip-all, and DWARF
-// split off behind a .gnu_debuglink) resolve to exactly the function, file and line they were
-// captured at; inlined frames; dlclose; the fallbacks; demangling; build ids against readelf;
-// Sentry debug ids; the module map's rules for changed address space, on synthetic lists.
+// symbolizer.hpp, the parts together: addresses captured inside functions of this file and of a
+// dlopen'ed library (tests/symbolize_lib.cpp, also as objcopy'd copies: --strip-debug,
+// --strip-all, and DWARF split off behind a .gnu_debuglink) resolve to exactly the function, file
+// and line they were captured at; inlined frames; dlclose; the fallbacks; demangling; build ids
+// against readelf; Sentry debug ids; the cache. The module map's rules for changed address space
+// are in module_map_test.cpp, name cleanup in names_test.cpp, note parsing in build_id_test.cpp.
 //
 // Addresses are return addresses captured with __builtin_return_address(0) in a noinline
 // callee, so the expected line is the __LINE__ of the call, recorded just before it.
 #include <doctest/doctest.h>
 #include <dlfcn.h>
-#include <spanprof/detail/symbolize/symbolize.hpp>
+#include <spanprof/detail/symbolize/build_id.hpp>
+#include <spanprof/detail/symbolize/debug_images.hpp>
+#include <spanprof/detail/symbolize/frames.hpp>
+#include <spanprof/detail/symbolize/module_map.hpp>
+#include <spanprof/detail/symbolize/symbolizer.hpp>
 #include <stdio.h>
 #include <time.h>
 
@@ -20,9 +25,12 @@
 #include <vector>
 
 #include "support/replace_operator_new.hpp"
+#include "support/synthetic_modules.hpp"
 #include "support/test_support.hpp"
 
 using namespace spanprof::detail;
+using spanprof_test::snapshot;
+using spanprof_test::synthetic;
 namespace fs = std::filesystem;
 
 namespace symbolize_test {
@@ -182,21 +190,6 @@ class loaded_library {
  private:
   void* handle_;
 };
-
-// One synthetic module for module_map::apply.
-observed_module synthetic(std::string name, std::uintptr_t start, std::uintptr_t end) {
-  observed_module m;
-  m.loader_name = name;
-  m.path = std::move(name);
-  m.bias = start;
-  m.image_size = end - start;
-  m.executable_ranges = {{start, end}};
-  return m;
-}
-
-loader_snapshot snapshot(std::uint64_t loads, std::uint64_t unloads, std::vector<observed_module> modules) {
-  return {loads, unloads, std::move(modules)};
-}
 
 }  // namespace
 
@@ -548,102 +541,4 @@ TEST_CASE("symbolize: each distinct address is symbolized once; a hit allocates 
     CHECK(s.resolve(a, t, true).frames[0].line == static_cast<std::uint32_t>(line_a));
     CHECK(s.misses() == 4);
   }
-}
-
-TEST_CASE("module map: which module held an address at a sample's time, across loads and unloads") {
-  module_map map({"libapp"});
-  const observed_module a = synthetic("/lib/liba.so", 0x1000, 0x2000);
-  const observed_module b = synthetic("/lib/libb.so", 0x1000, 0x2000);  // same place as a
-  const observed_module app = synthetic("/srv/libapp_handlers.so", 0x5000, 0x6000);
-  const observed_module c = synthetic("/lib/libc_new.so", 0x8000, 0x9000);
-  map.apply(snapshot(2, 0, {a, app}), 100);
-  map.apply(snapshot(2, 0, {a, app}), 200);
-  REQUIRE(map.modules().size() == 2);  // seen again: the same modules, not new ones
-  CHECK(map.modules()[1]->in_app);
-  CHECK_FALSE(map.modules()[0]->in_app);
-
-  const auto name_at = [&](std::uintptr_t address, std::int64_t time_ns) -> std::string {
-    const module_lookup found = map.find(address, time_ns);
-    if (found.status == module_lookup_status::changed) return "changed";
-    if (found.status == module_lookup_status::no_module) return "none";
-    return found.module->path;
-  };
-
-  SUBCASE("unloaded and replaced at the same address between two refreshes: ambiguous in that gap only") {
-    map.apply(snapshot(3, 1, {b, app}), 300);
-    CHECK(name_at(0x1800, 150) == "/lib/liba.so");  // seen at 100 and 200
-    CHECK(name_at(0x1800, 200) == "/lib/liba.so");
-    CHECK(name_at(0x1800, 250) == "changed");       // a until some time, b after: unknown which
-    CHECK(name_at(0x1800, 300) == "/lib/libb.so");
-    CHECK(name_at(0x1800, 350) == "/lib/libb.so");  // after the last refresh: b is still loaded
-    CHECK(name_at(0x5800, 250) == "/srv/libapp_handlers.so");
-    CHECK(name_at(0x1800, 50) == "/lib/liba.so");   // before the first refresh: only a is known
-  }
-  SUBCASE("unloaded with nothing in its place: samples taken before the unload still resolve") {
-    map.apply(snapshot(2, 1, {app}), 300);
-    CHECK(name_at(0x1800, 250) == "/lib/liba.so");
-    CHECK_FALSE(map.modules()[0]->loaded());
-    CHECK(name_at(0x1800, 350) == "none");
-  }
-  SUBCASE("a module that appeared elsewhere does not make an unrelated unload ambiguous") {
-    map.apply(snapshot(3, 1, {app, c}), 300);
-    CHECK(name_at(0x1800, 250) == "/lib/liba.so");
-    CHECK(name_at(0x8800, 250) == "/lib/libc_new.so");  // loaded some time before 300: the only candidate
-  }
-  SUBCASE("a load and unload that no refresh saw make every uncertain address in that gap ambiguous") {
-    map.apply(snapshot(4, 2, {app, c}), 300);  // two loads and two unloads, but one new and one gone seen
-    CHECK(name_at(0x1800, 250) == "changed");
-    CHECK(name_at(0x8800, 250) == "changed");
-    CHECK(name_at(0x5800, 250) == "/srv/libapp_handlers.so");  // seen on both sides: certain
-    CHECK(name_at(0x8800, 300) == "/lib/libc_new.so");
-  }
-  SUBCASE("unloaded, then loaded again at the same address: two modules, each for its own time") {
-    map.apply(snapshot(2, 1, {app}), 300);
-    map.apply(snapshot(3, 1, {a, app}), 400);
-    REQUIRE(map.modules().size() == 3);
-    CHECK(map.find(0x1800, 150).module == map.modules()[0].get());
-    CHECK(map.find(0x1800, 350).module == map.modules()[2].get());
-    CHECK(name_at(0x1800, 350) == "/lib/liba.so");
-  }
-  SUBCASE("the symbolizer reports the ambiguity as a frame, never a guessed name") {
-    symbolizer s;
-    s.apply(snapshot(2, 0, {a, app}), 100);
-    s.apply(snapshot(3, 1, {b, app}), 300);
-    const resolved_address r = s.resolve(0x1800, 200, false);
-    CHECK(r.module == nullptr);
-    REQUIRE(r.frames.size() == 1);
-    CHECK(r.frames[0].function == "unknown module (changed)");
-    CHECK(r.frames[0].quality == frame_quality::unknown);
-    const resolved_address later = s.resolve(0x1800, 300, false);
-    REQUIRE(later.module != nullptr);
-    CHECK(later.module->path == "/lib/libb.so");
-    CHECK(later.frames[0].function == "libb.so+0x800");
-  }
-}
-
-TEST_CASE("symbolize: GCC's copies of a function, and versioned symbols, are named as the function") {
-  CHECK(without_compiler_suffixes("(anonymous namespace)::f(int*) [clone .constprop.0]") == "(anonymous namespace)::f(int*)");
-  CHECK(without_compiler_suffixes("ns::g(double) [clone .isra.0] [clone .cold]") == "ns::g(double)");
-  CHECK(without_compiler_suffixes("main.cold") == "main");
-  CHECK(without_compiler_suffixes("parse_header.part.0") == "parse_header");
-  CHECK(without_compiler_suffixes("helper.constprop.0.isra.0") == "helper");
-  CHECK(without_compiler_suffixes("_GLOBAL__sub_I_symbolize_test.cpp") == "_GLOBAL__sub_I_symbolize_test.cpp");
-  CHECK(without_compiler_suffixes("ns::h()") == "ns::h()");
-  CHECK(without_compiler_suffixes("memcpy@@GLIBC_2.14") == "memcpy");
-  CHECK(without_compiler_suffixes("matherr@GLIBC_2.2.5") == "matherr");
-}
-
-TEST_CASE("module map: build id notes are parsed with every length checked") {
-  // namesz 4 "GNU\0", descsz 4, type NT_GNU_BUILD_ID, then the id.
-  const unsigned char good[] = {4, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 'G', 'N', 'U', 0, 0xaa, 0xbb, 0xcc, 0xdd};
-  CHECK(gnu_build_id_in_notes(good, sizeof good, 4) == std::vector<std::uint8_t>{0xaa, 0xbb, 0xcc, 0xdd});
-  CHECK(gnu_build_id_in_notes(good, sizeof good - 1, 4).empty());  // descriptor cut short
-  unsigned char huge[sizeof good];
-  std::memcpy(huge, good, sizeof good);
-  huge[3] = 0x7f;  // namesz far past the segment
-  CHECK(gnu_build_id_in_notes(huge, sizeof huge, 4).empty());
-  unsigned char other_owner[sizeof good];
-  std::memcpy(other_owner, good, sizeof good);
-  other_owner[12] = 'X';  // not "GNU"
-  CHECK(gnu_build_id_in_notes(other_owner, sizeof other_owner, 4).empty());
 }

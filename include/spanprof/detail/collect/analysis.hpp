@@ -14,7 +14,10 @@
 
 #include "../record/transaction_record.hpp"  // txn_id_of
 #include "../gapfill/gapfill.hpp"
-#include "../symbolize/symbolize.hpp"
+#include "../symbolize/debug_images.hpp"
+#include "../symbolize/frames.hpp"
+#include "../symbolize/module_map.hpp"
+#include "../symbolize/symbolizer.hpp"
 #include "../writers/finished_transaction.hpp"
 
 namespace spanprof::detail {

@@ -9,7 +9,6 @@
 #pragma once
 
 #include <elfutils/libdwfl.h>
-#include <link.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -19,6 +18,7 @@
 #include "ring.hpp"
 #include "frame_pointer_walk.hpp"
 #include "stack_copy.hpp"
+#include "../symbolize/loader.hpp"  // read_loader_counters, shared with the module map
 
 namespace spanprof::detail {
 
@@ -33,7 +33,7 @@ class dwarf_unwinder {
   // list (dl_iterate_phdr's load/unload counters tell, for the cost of one loader-lock round).
   void note_batch_start() noexcept {
     std::uint64_t adds = 0, subs = 0;
-    read_load_counters(adds, subs);
+    read_loader_counters(adds, subs);  // nothing reported: both 0, as at the start
     if (adds != seen_adds_ || subs != seen_subs_) {
       seen_adds_ = adds;
       seen_subs_ = subs;
@@ -100,24 +100,6 @@ class dwarf_unwinder {
     std::size_t depth = 0;
     std::size_t max_depth = 0;
   };
-
-  static void read_load_counters(std::uint64_t& adds, std::uint64_t& subs) noexcept {
-    struct counters {
-      std::uint64_t adds = 0, subs = 0;
-    } c;
-    dl_iterate_phdr(
-        [](dl_phdr_info* info, std::size_t size, void* arg) -> int {
-          auto* out = static_cast<counters*>(arg);
-          if (size >= offsetof(dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs)) {
-            out->adds = info->dlpi_adds;
-            out->subs = info->dlpi_subs;
-          }
-          return 1;  // the counters are the same in every entry: one is enough
-        },
-        &c);
-    adds = c.adds;
-    subs = c.subs;
-  }
 
   bool open_session() noexcept {
     if (dwfl_ != nullptr) return true;

@@ -18,7 +18,9 @@
 #include "../gapfill/gapfill.hpp"
 #include "../record/transaction_record.hpp"
 #include "../sample/ring.hpp"
-#include "../symbolize/symbolize.hpp"
+#include "../symbolize/debug_images.hpp"
+#include "../symbolize/frames.hpp"
+#include "../symbolize/module_map.hpp"
 #include "process_info.hpp"
 
 namespace spanprof::detail {
