@@ -48,19 +48,9 @@
 #include <string_view>
 #include <vector>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define SYMBOLIZE_BENCH_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SYMBOLIZE_BENCH_SANITIZED 1
-#endif
-#if defined(SYMBOLIZE_BENCH_SANITIZED)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
+#include "../tests/support/build_kind.hpp"
+
+constexpr bool sanitized = spanprof_test::under_sanitizer;
 
 namespace {
 
