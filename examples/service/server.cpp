@@ -30,6 +30,7 @@
 #include <boost/context/protected_fixedsize_stack.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -289,16 +290,28 @@ bool connection::serve_request(http::request<http::string_body>& request) {
 
 // A request Beast could not parse: an answer, then the connection closes.
 void connection::serve_bad_request(int status, std::string_view reason) {
-  SPANPROF_TRANSACTION_NAMED(txn, "(bad request)", "http.server");
-  txn.set_data("http.response.status_code", status);
-  txn.set_status(status_for_http(status));
-  http::response<http::string_body> reply{static_cast<http::status>(status), 11};
-  reply.set(http::field::server, "spanprof-service");
-  reply.set(http::field::content_type, "text/plain");
-  reply.keep_alive(false);
-  reply.body() = std::string(reason) + "\n";
-  reply.prepare_payload();
-  await([this, &reply](auto handler) { http::async_write(stream_, reply, std::move(handler)); });
+  {
+    SPANPROF_TRANSACTION_NAMED(txn, "(bad request)", "http.server");
+    txn.set_data("http.response.status_code", status);
+    txn.set_status(status_for_http(status));
+    http::response<http::string_body> reply{static_cast<http::status>(status), 11};
+    reply.set(http::field::server, "spanprof-service");
+    reply.set(http::field::content_type, "text/plain");
+    reply.keep_alive(false);
+    reply.body() = std::string(reason) + "\n";
+    reply.prepare_payload();
+    await([this, &reply](auto handler) { http::async_write(stream_, reply, std::move(handler)); });
+  }
+  // Lingering close: the client may still be sending (the rest of a huge header or body).
+  // Closing with unread data would reset the connection, and the reset can destroy our answer
+  // in the client's receive buffer; so stop sending, then drain for at most 2 s.
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.expires_after(std::chrono::seconds(2));
+  char scratch[4096];
+  do {
+    await([this, &scratch](auto handler) { stream_.async_read_some(asio::buffer(scratch), std::move(handler)); });
+  } while (!ec_);
 }
 
 }  // namespace
