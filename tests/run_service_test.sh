@@ -77,6 +77,8 @@ svc_pid=
 [[ $rc == 0 ]] || fail "service exited with $rc after SIGTERM"
 echo "ok: service exited 0 after SIGTERM"
 grep -q '^service: stopped' "$tmp/service.err" || fail "no 'stopped' line on stderr"
+# Whether requests moved between pool threads (likely with 2 threads, not guaranteed: shown only).
+grep '^service: .* requests, ' "$tmp/service.err" || fail "no request count on stderr"
 
 python3 - "$tmp/profiles" <<'PY'
 import glob, json, os, sys

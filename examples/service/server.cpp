@@ -138,12 +138,20 @@ class server {
       });
     }
     for (std::thread& t : pool) t.join();
+    std::fprintf(stderr, "service: %llu requests, %llu of them finished on another thread than they began on\n",
+                 static_cast<unsigned long long>(requests_.load()), static_cast<unsigned long long>(migrated_.load()));
     return 0;
   }
 
   [[nodiscard]] bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
   [[nodiscard]] const server_options& options() const noexcept { return options_; }
   [[nodiscard]] db_pool& pool() noexcept { return pool_; }
+
+  // A request whose fiber was resumed on another thread (counted for the exit line).
+  void count_request(bool migrated) noexcept {
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    if (migrated) migrated_.fetch_add(1, std::memory_order_relaxed);
+  }
 
   void forget(connection* c) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -190,6 +198,8 @@ class server {
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
   std::atomic<bool> stopping_{false};
+  std::atomic<unsigned long long> requests_{0};
+  std::atomic<unsigned long long> migrated_{0};
   std::mutex mutex_;
   std::unordered_map<connection*, std::weak_ptr<connection>> connections_;
 };
@@ -284,7 +294,9 @@ bool connection::serve_request(http::request<http::string_body>& request) {
   reply.keep_alive(request.keep_alive() && !server_.stopping());
   reply.body() = std::move(r.body);
   reply.prepare_payload();
+  const std::thread::id began_on = std::this_thread::get_id();
   await([this, &reply](auto handler) { http::async_write(stream_, reply, std::move(handler)); });
+  server_.count_request(std::this_thread::get_id() != began_on);
   return !ec_ && reply.keep_alive();
 }
 
