@@ -24,7 +24,7 @@ fail() { echo "FAIL: $*" >&2; echo "--- service stderr (tail)" >&2; tail -20 "$t
 # Sizes that make each planted function take tens of ms even on a fast machine (the sampler
 # must see it), and a high sample rate so that a short gap still gets several samples.
 coproc svc { exec "$service" --port 0 --threads 2 --db-dir "$tmp/db" --output-dir "$tmp/profiles" \
-  --members 1000 --teams 40 --projects 160 --points 20000 --series 2 --sample-hz 499 2>"$tmp/service.err"; }
+  --members 1500 --teams 50 --projects 400 --points 20000 --series 2 --sample-hz 499 2>"$tmp/service.err"; }
 svc_pid=$svc_PID
 exec {svc_out}<&"${svc[0]}"
 # The bound port: the service's first stdout line, read with a deadline (no sleeps).

@@ -13,8 +13,8 @@ namespace service {
 
 struct db_sizes {
   int members = 1000;
-  int teams = 40;
-  int projects = 160;
+  int teams = 50;
+  int projects = 400;
   int timeseries_points = 5000;  // points per series
   int series = 4;
 };

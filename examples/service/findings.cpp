@@ -73,7 +73,8 @@ std::vector<member_project_row> join_members_teams_projects(const std::vector<me
     const team_row* team = nullptr;
     for (const team_row& t : teams) {
       for (const project_row& p : projects) {
-        if (p.team_id == t.id && t.id == m.team_id) {
+        // Every (member, team, project) triple is visited: members × teams × projects.
+        if (p.team_id == m.team_id && t.id == p.team_id) {
           out.push_back({m.id, m.name, m.email, t.name, p.name});
           any_project = true;
         }

@@ -106,6 +106,7 @@ class connection : public std::enable_shared_from_this<connection> {
   beast::error_code ec_;
   std::size_t bytes_ = 0;
   bool idle_ = false;  // waiting for a new request; read and written on the strand only
+  std::thread::id resumed_on_;  // the thread of the last resume (ordered like the fiber's state)
 };
 
 class server {
@@ -138,8 +139,11 @@ class server {
       });
     }
     for (std::thread& t : pool) t.join();
-    std::fprintf(stderr, "service: %llu requests, %llu of them finished on another thread than they began on\n",
-                 static_cast<unsigned long long>(requests_.load()), static_cast<unsigned long long>(migrated_.load()));
+    std::fprintf(stderr,
+                 "service: %llu requests, %llu of them finished on another thread than they began on; "
+                 "%llu fiber resumes, %llu of them on another thread than the previous one\n",
+                 static_cast<unsigned long long>(requests_.load()), static_cast<unsigned long long>(migrated_.load()),
+                 static_cast<unsigned long long>(resumes_.load()), static_cast<unsigned long long>(resumes_moved_.load()));
     return 0;
   }
 
@@ -151,6 +155,11 @@ class server {
   void count_request(bool migrated) noexcept {
     requests_.fetch_add(1, std::memory_order_relaxed);
     if (migrated) migrated_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  void count_resume(bool moved) noexcept {
+    resumes_.fetch_add(1, std::memory_order_relaxed);
+    if (moved) resumes_moved_.fetch_add(1, std::memory_order_relaxed);
   }
 
   void forget(connection* c) {
@@ -200,6 +209,8 @@ class server {
   std::atomic<bool> stopping_{false};
   std::atomic<unsigned long long> requests_{0};
   std::atomic<unsigned long long> migrated_{0};
+  std::atomic<unsigned long long> resumes_{0};
+  std::atomic<unsigned long long> resumes_moved_{0};
   std::mutex mutex_;
   std::unordered_map<connection*, std::weak_ptr<connection>> connections_;
 };
@@ -223,6 +234,9 @@ void connection::close_if_idle() {
 }
 
 void connection::resume() {
+  const std::thread::id here = std::this_thread::get_id();
+  server_.count_resume(resumed_on_ != std::thread::id() && resumed_on_ != here);
+  resumed_on_ = here;
   fiber_ = std::move(fiber_).resume();  // runs the fiber until it awaits or ends
   if (!fiber_) return;                  // it ended: the connection goes with the last handler
   // The fiber is suspended now, and this thread is back on its own stack: only now may the
