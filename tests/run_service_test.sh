@@ -77,6 +77,11 @@ svc_pid=
 [[ $rc == 0 ]] || fail "service exited with $rc after SIGTERM"
 echo "ok: service exited 0 after SIGTERM"
 grep -q '^service: stopped' "$tmp/service.err" || fail "no 'stopped' line on stderr"
+# Sanitizer builds: a report fails the test (TSan's exit code 66 would too; this names it).
+if grep -q 'WARNING: ThreadSanitizer\|ERROR: AddressSanitizer\|runtime error:' "$tmp/service.err"; then
+  grep -A30 'WARNING: ThreadSanitizer\|ERROR: AddressSanitizer\|runtime error:' "$tmp/service.err" | head -60 >&2
+  fail "sanitizer report in the service's stderr"
+fi
 # Whether requests moved between pool threads (likely with 2 threads, not guaranteed: shown only).
 grep '^service: .* requests, ' "$tmp/service.err" || fail "no request count on stderr"
 
@@ -167,7 +172,10 @@ check(found >= len(slow_ts) // 2, "parse_timestamps_with_get_time named by gap f
 check(sum(1 for t in fixed_ts if derived_naming(t, "parse_timestamps_with_get_time")) == 0,
       "no parse_timestamps_with_get_time in the ?fixed=1 GET /api/timeseries")
 slow_ms, fixed_ms = parse_ms(slow_ts, "parse_timestamps_with_get_time"), parse_ms(fixed_ts, "parse_timestamps_fixed_format")
-check(fixed_ms < 0.2 * slow_ms, "parsing per request, as gap filling sees it: %.2f ms slow, %.2f ms fixed" % (slow_ms, fixed_ms))
+# A sanitizer instruments from_chars' loop but not libstdc++'s locale code: the ratio shrinks.
+limit = 0.5 if os.environ.get("SPANPROF_SANITIZED") == "1" else 0.2
+check(fixed_ms < limit * slow_ms, "parsing per request, as gap filling sees it: %.2f ms slow, %.2f ms fixed (limit %.1fx)"
+      % (slow_ms, fixed_ms, limit))
 
 envelopes = glob.glob(os.path.join(folder, "*.envelope"))
 check(len(envelopes) == len(txns), "one Sentry envelope per transaction (%d / %d)" % (len(envelopes), len(txns)))
