@@ -14,6 +14,7 @@ SPANPROF_APT_PACKAGES=(
   meson ninja-build pkg-config cmake g++ clang libclang-rt-14-dev
   libfmt-dev doctest-dev nlohmann-json3-dev libbenchmark-dev
   libboost-context-dev libboost-dev libdw-dev libelf-dev zlib1g-dev
+  libsqlite3-dev  # examples/service keeps its data in a real SQLite database (meson dependency('sqlite3'))
   binutils   # objcopy/readelf for the symbolizer tests, addr2line for its benchmark
   chromium   # drives the speedscope app headless (playwright-core, never `playwright install`)
   golang-go protobuf-compiler golang-github-google-pprof-dev  # go tool pprof + protoc --decode read .pb.gz
