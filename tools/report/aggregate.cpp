@@ -17,7 +17,7 @@ std::int64_t nearest_rank_percentile(const std::vector<std::int64_t>& sorted, do
   return sorted[rank - 1];
 }
 
-std::vector<double> sample_weights(const transaction& t, std::int64_t interval_ns) {
+std::vector<double> sample_weights(const transaction& t, std::int64_t interval_ns, double max_gap_intervals) {
   std::vector<double> weights(t.samples.size(), 0.0);
   std::vector<std::size_t> order(t.samples.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -26,16 +26,24 @@ std::vector<double> sample_weights(const transaction& t, std::int64_t interval_n
     const sample& y = t.samples[b];
     return x.thread_id != y.thread_id ? x.thread_id < y.thread_id : x.t_ns < y.t_ns;
   });
-  const auto cap = static_cast<double>(interval_ns);
+  std::vector<std::pair<double, double>> suspended;
+  for (const span& s : t.spans) {
+    if (s.gap && s.gap_reason == "suspended") suspended.emplace_back(static_cast<double>(s.start_ns), static_cast<double>(s.end_ns));
+  }
+  const double cap = max_gap_intervals * static_cast<double>(interval_ns);
   const auto end = static_cast<double>(t.duration_ns());
-  auto half = [&](double gap) { return std::clamp(gap, 0.0, 2 * cap) / 2; };
+  auto stretch = [&](double from, double to) {
+    double length = std::max(0.0, to - from);
+    for (const auto& [b, e] : suspended) length -= std::max(0.0, std::min(to, e) - std::max(from, b));
+    return std::clamp(length, 0.0, cap);
+  };
   for (std::size_t k = 0; k < order.size(); ++k) {
     const sample& s = t.samples[order[k]];
     const auto now = static_cast<double>(s.t_ns);
     const bool first = k == 0 || t.samples[order[k - 1]].thread_id != s.thread_id;
     const bool last = k + 1 == order.size() || t.samples[order[k + 1]].thread_id != s.thread_id;
-    const double before = first ? std::clamp(now, 0.0, cap) : half(now - static_cast<double>(t.samples[order[k - 1]].t_ns));
-    const double after = last ? std::clamp(end - now, 0.0, cap) : half(static_cast<double>(t.samples[order[k + 1]].t_ns) - now);
+    const double before = first ? stretch(0, now) : stretch(static_cast<double>(t.samples[order[k - 1]].t_ns), now) / 2;
+    const double after = last ? stretch(now, end) : stretch(now, static_cast<double>(t.samples[order[k + 1]].t_ns)) / 2;
     weights[order[k]] = before + after;
   }
   return weights;
@@ -244,7 +252,7 @@ void run::add(const transaction& t) {
   // Samples, weighted by the time each stands for.
   std::vector<double> weights;
   if (t.has_profile && !t.samples.empty()) {
-    weights = sample_weights(t, opts.interval_ns());
+    weights = sample_weights(t, opts.interval_ns(), opts.max_gap_intervals);
     ++e.profiled_transactions;
     e.profiled_ns += duration;
     for (std::size_t i = 0; i < t.samples.size(); ++i) {

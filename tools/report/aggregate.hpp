@@ -22,6 +22,7 @@ struct options {
   std::size_t max_descriptions = 1000;         // per endpoint, time by span description
   std::size_t max_culprits = 1000;             // per endpoint
   std::size_t max_endpoints = 1000;            // further names go to "[other]"
+  double max_gap_intervals = 10;               // sample_weights(): the longest stretch one gap may charge
   [[nodiscard]] std::int64_t interval_ns() const noexcept { return 1'000'000'000 / (sample_rate_hz > 0 ? sample_rate_hz : 101); }
 };
 
@@ -29,13 +30,16 @@ struct options {
 // least p % of the values are <= it, i.e. sorted[ceil(p/100 * n) - 1]. Always one of the inputs.
 std::int64_t nearest_rank_percentile(const std::vector<std::int64_t>& sorted, double p);
 
-// Time weight of each sample of `t`, in ns, in t.samples order. Per thread, in time order, a
-// sample stands for half the gap to its previous sample and half the gap to its next one, each
-// half at most one nominal interval (so a weight is at most 2 intervals: a long silence is not
-// charged to the sample beside it); the first sample's earlier half reaches back to the
-// transaction's start and the last one's later half forward to its end, each also capped at one
-// interval. With regular samples the weights add up to the transaction's duration per thread.
-std::vector<double> sample_weights(const transaction& t, std::int64_t interval_ns);
+// Time weight of each sample of `t`, in ns, in t.samples order: the time it stands for. Per
+// thread (a fiber's samples are all on its own track), in time order, the stretch between two
+// consecutive samples is split half to each; the stretch from the transaction's start to the
+// first sample goes to the first, and from the last sample to the end to the last. Before that,
+// each stretch loses the time gap filling found the fiber suspended there (profile.gap spans with
+// reason "suspended": no sample can fall there, and none should be charged with it), and is capped
+// at `max_gap_intervals` nominal intervals, so that a silence nothing explains (samples dropped, a
+// thread that left the transaction) is not charged in full to the samples beside it. A starved
+// sampler (delivering a fraction of the rate, in bursts) still adds up to the time it sampled.
+std::vector<double> sample_weights(const transaction& t, std::int64_t interval_ns, double max_gap_intervals = 10);
 
 struct flame_node {
   std::string name, file;
