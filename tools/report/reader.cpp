@@ -189,7 +189,6 @@ bool read_profile(std::string_view json, od::parser& parser, transaction& t, std
         } else if (k == "frames") {
           for (auto element : pf.value().get_array()) {
             frame f;
-            std::string_view filename;
             for (auto ff : element.get_object()) {
               const std::string_view fk = ff.unescaped_key();
               if (fk == "function") f.function = string_or_empty(ff.value());
