@@ -21,7 +21,7 @@ th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .flame-box{margin:.5em 0}.flame-box input{width:24em}.flame svg,.waterfall svg{display:block;border:1px solid #ddd}
 rect.frame{stroke:#fff;stroke-width:.5;cursor:pointer}rect.frame.match{fill:#d0f !important}
 .tip{position:fixed;pointer-events:none;background:#fffbe6;border:1px solid #aaa;padding:2px 6px;font-size:12px;display:none;max-width:600px}
-.slow{display:flex;gap:1em;flex-wrap:wrap}.slow>div{flex:1 1 640px;min-width:0}
+.slow{display:flex;gap:1em;flex-wrap:wrap}.slow>div{flex:1 1 600px;min-width:0}
 .muted{color:#777}
 )CSS";
 
@@ -42,7 +42,7 @@ function indexTree(node, path, out) { const p = path + '\u0001' + node.name; out
 // An interactive flame graph: click a frame to zoom (it then spans the full width; click the
 // root to zoom out), type to highlight matching frames, hover for ms, samples and share.
 function flame(box, tree, base) {
-  const W = 1100, H = 17;
+  const W = Math.max(300, Math.min(1400, box.clientWidth || 1100)), H = 17;
   const holder = box.querySelector('.flame'), search = box.querySelector('input'), count = box.querySelector('.matches');
   const baseIndex = base ? indexTree(base, '', new Map()) : null;
   const total = tree.ms || 1, baseTotal = base ? (base.ms || 1) : 1;
@@ -100,14 +100,14 @@ function flame(box, tree, base) {
 // A transaction's spans on its time axis: instrumented spans, gap filling's inferred spans and
 // its gaps (with their reason), one row each, indented by depth.
 function waterfall(holder, txn) {
-  const W = 1100, H = 18, label = 380, rows = txn.spans.slice().sort((a, b) => a.start_ms - b.start_ms || a.depth - b.depth);
+  const W = Math.max(500, Math.min(1400, holder.clientWidth || 1100)), H = 18, label = Math.min(380, W * 0.4), rows = txn.spans.slice().sort((a, b) => a.start_ms - b.start_ms || a.depth - b.depth);
   const svg = el('svg', {width: W, height: (rows.length + 1) * H + 4});
   const scale = (W - label - 10) / (txn.duration_ms || 1);
   const colors = {transaction: '#999', span: '#4a7fd4', inferred: '#f08a24', gap: '#ccc'};
   for (let i = 0; i <= 4; i++) {
     const x = label + i * (W - label - 10) / 4;
     svg.appendChild(el('line', {x1: x, x2: x, y1: 0, y2: (rows.length + 1) * H, stroke: '#eee'}));
-    const t = el('text', {x: x + 2, y: (rows.length + 1) * H, 'font-size': 10, fill: '#777'});
+    const t = el('text', {x: i === 4 ? x - 2 : x + 2, y: (rows.length + 1) * H, 'font-size': 10, fill: '#777', 'text-anchor': i === 4 ? 'end' : 'start'});
     t.textContent = fmtMs(txn.duration_ms * i / 4) + ' ms';
     svg.appendChild(t);
   }
@@ -115,7 +115,8 @@ function waterfall(holder, txn) {
     const y = i * H;
     const name = s.kind === 'gap' ? `gap: ${s.gap_reason || s.description}` : s.kind === 'transaction' ? s.op : `${s.op} ${s.description}`;
     const t = el('text', {x: 4 + 10 * s.depth, y: y + 13, 'font-size': 11});
-    t.textContent = name.length > 55 - 2 * s.depth ? name.slice(0, 54 - 2 * s.depth) + '…' : name;
+    const maxChars = Math.floor(label / 6.6) - 2 * s.depth;
+    t.textContent = name.length > maxChars ? name.slice(0, maxChars - 1) + '…' : name;
     svg.appendChild(t);
     const r = el('rect', {x: label + s.start_ms * scale, y: y + 2, width: Math.max(1, (s.end_ms - s.start_ms) * scale), height: H - 4,
                           fill: colors[s.kind] || '#4a7fd4', class: 'span ' + s.kind});
@@ -319,7 +320,7 @@ std::string report_html(const run& r, const run* baseline, const std::string& js
       const std::size_t slash = f.rfind('/');
       put("<a href=\"{}\">{}</a> ", e(url_of_file(f)), e(slash == std::string::npos ? f : f.substr(slash + 1)));
     }
-    put("</p>\n<div class=\"slow\"><div><div class=\"waterfall\" data-index=\"{}\"></div></div>"
+    put("</p>\n<div class=\"slow\"><div class=\"waterfall\" data-index=\"{}\"></div>"
         "<div class=\"flame-box\" data-src=\"current:slow:{}\"><input type=\"search\" placeholder=\"search frames\"> "
         "<span class=\"matches\"></span><div class=\"flame\"></div></div></div></section>\n", i, i);
   }
