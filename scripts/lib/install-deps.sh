@@ -13,6 +13,7 @@
 SPANPROF_APT_PACKAGES=(
   meson ninja-build pkg-config cmake g++ clang libclang-rt-14-dev
   libfmt-dev doctest-dev nlohmann-json3-dev libbenchmark-dev
+  libsimdjson-dev  # spanprof-report: streams 10,000s of profiles through an on-demand parser (GB/s, little memory)
   libboost-context-dev libboost-dev libdw-dev libelf-dev zlib1g-dev
   libsqlite3-dev  # examples/service keeps its data in a real SQLite database (meson dependency('sqlite3'))
   binutils   # objcopy/readelf for the symbolizer tests, addr2line for its benchmark
