@@ -32,6 +32,7 @@ TEST_CASE("pprof: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPA
 #include "support/pprof_reader.hpp"
 #include "support/sampler_support.hpp"
 #include "support/test_support.hpp"
+#include "support/text_samples.hpp"
 
 using namespace spanprof_test;
 
@@ -156,10 +157,6 @@ std::string build_id_by_readelf() {
   if (at == std::string::npos) return {};
   const std::size_t begin = at + 10;
   return text.substr(begin, text.find_first_of(" \n", begin) - begin);
-}
-
-bool is_lower_hex(std::string_view s, std::size_t length) {
-  return s.size() == length && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
 struct recorded {

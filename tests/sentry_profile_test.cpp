@@ -376,7 +376,7 @@ namespace sd = spanprof::detail;
 // 10 MiB, 1 MB): ticks are nanoseconds (based at the start: a double holds an epoch only to
 // 256 ns), the epoch is the monotonic time, and every sample's
 // stack is its own frame, so the frame table grows with the samples.
-struct synthetic_transaction {
+struct handmade_transaction {
   static constexpr std::int64_t begin_ns = 1'700'000'000'123'456'789;  // 2023-11-14T22:13:20.123456789Z
   sd::transaction_record rec;
   sd::clock_calibration clock;
@@ -386,7 +386,7 @@ struct synthetic_transaction {
   sd::transaction_analysis analysis;
   std::vector<sd::module_info> modules;
 
-  explicit synthetic_transaction(std::int64_t duration_ns) {
+  explicit handmade_transaction(std::int64_t duration_ns) {
     rec.trace = {0x0af7651916cd43ddull, 0x8448eb211c80319cull};
     rec.event_id = {0x4f1c2b7e9a0d4c3eull, 0x8b5a6f7d2e1c0b9aull};
     rec.thread_id = 4243;
@@ -428,7 +428,7 @@ struct synthetic_transaction {
   }
 };
 
-json profile_of(const synthetic_transaction& s, sd::sentry_profile_stats& report, std::size_t max_bytes = sd::sentry_max_profile_bytes) {
+json profile_of(const handmade_transaction& s, sd::sentry_profile_stats& report, std::size_t max_bytes = sd::sentry_max_profile_bytes) {
   sd::json_text_stats text;
   const std::string out = sd::write_sentry_profile(s.view(), sd::to_hex(sd::trace_id{1, 2}), text, report, max_bytes);
   if (out.empty()) return json();
@@ -447,7 +447,7 @@ std::vector<std::uint64_t> elapsed_of(const json& profile) {
 TEST_CASE("sentry_profile limits: what Relay would discard or reject is left out and counted") {
   constexpr std::int64_t ms = 1'000'000;
   SUBCASE("samples outside the transaction are left out") {
-    synthetic_transaction s(100 * ms);
+    handmade_transaction s(100 * ms);
     s.add_sample(-5 * ms);
     for (int i = 0; i < 5; ++i) s.add_sample((10 + 10 * i) * ms);
     s.add_sample(150 * ms);
@@ -466,7 +466,7 @@ TEST_CASE("sentry_profile limits: what Relay would discard or reject is left out
     CHECK(p.at("timestamp") == "2023-11-14T22:13:20.123456Z");
   }
   SUBCASE("samples later than 30 s are left out, so the last one is within Sentry's limit") {
-    synthetic_transaction s(40'000 * ms);
+    handmade_transaction s(40'000 * ms);
     for (int i = 0; i < 40; ++i) s.add_sample((500 + 1000 * i) * ms);
     sd::sentry_profile_stats report;
     const json p = profile_of(s, report);
@@ -477,7 +477,7 @@ TEST_CASE("sentry_profile limits: what Relay would discard or reject is left out
     CHECK(elapsed.back() <= 30'000'000'000ull);
   }
   SUBCASE("a thread with one sample and empty stacks at a thread's edges are left out") {
-    synthetic_transaction s(100 * ms);
+    handmade_transaction s(100 * ms);
     s.add_sample(5 * ms, 4243, /*empty=*/true);
     s.add_sample(10 * ms);
     s.add_sample(20 * ms, 777);
@@ -495,7 +495,7 @@ TEST_CASE("sentry_profile limits: what Relay would discard or reject is left out
     CHECK(p.at("transaction").at("active_thread_id") == "4243");
   }
   SUBCASE("the transaction's thread without samples: the thread that has them is the active one") {
-    synthetic_transaction s(100 * ms);
+    handmade_transaction s(100 * ms);
     s.add_sample(10 * ms, 99);
     s.add_sample(20 * ms, 99);
     sd::sentry_profile_stats report;
@@ -506,7 +506,7 @@ TEST_CASE("sentry_profile limits: what Relay would discard or reject is left out
     CHECK_FALSE(p.at("profile").at("thread_metadata").at("99").contains("name"));  // not known
   }
   SUBCASE("a profile over the size limit keeps its earliest samples, and fits") {
-    synthetic_transaction s(1000 * ms);
+    handmade_transaction s(1000 * ms);
     for (int i = 0; i < 200; ++i) s.add_sample((1 + 4 * i) * ms);
     sd::sentry_profile_stats whole;
     const json all = profile_of(s, whole);
@@ -524,7 +524,7 @@ TEST_CASE("sentry_profile limits: what Relay would discard or reject is left out
     CHECK(p.at("profile").at("frames").size() == report.samples_written);
   }
   SUBCASE("hostile frame, file and thread names are escaped or repaired, never invalid JSON") {
-    synthetic_transaction s(100 * ms);
+    handmade_transaction s(100 * ms);
     s.add_sample(10 * ms);
     s.add_sample(20 * ms);
     s.analysis.frames[0].function = std::string("op\xff\"erator\"\n\x01<\xE2\x82>") + std::string(5000, 'f');
@@ -544,7 +544,7 @@ TEST_CASE("sentry_profile limits: what Relay would discard or reject is left out
     CHECK(p.at("profile").at("thread_metadata").at("4243").at("name") == "w\xEF\xBF\xBD\x01\"");
   }
   SUBCASE("nothing left: no profile, and the reason") {
-    synthetic_transaction s(100 * ms);
+    handmade_transaction s(100 * ms);
     s.add_sample(10 * ms);
     s.add_sample(20 * ms, 777);
     sd::sentry_profile_stats report;
@@ -553,7 +553,7 @@ TEST_CASE("sentry_profile limits: what Relay would discard or reject is left out
     CHECK(report.samples_lost() == 2);
   }
   SUBCASE("no analysis (symbolization failed): no profile") {
-    synthetic_transaction s(100 * ms);
+    handmade_transaction s(100 * ms);
     s.add_sample(10 * ms);
     s.add_sample(20 * ms);
     sd::finished_transaction txn = s.view();
@@ -566,7 +566,7 @@ TEST_CASE("sentry_profile limits: what Relay would discard or reject is left out
 }
 
 TEST_CASE("sentry_profile limits: a transaction event over 1 MB gives no envelope") {
-  synthetic_transaction s(100'000'000);
+  handmade_transaction s(100'000'000);
   s.add_sample(10'000'000);
   s.add_sample(20'000'000);
   const std::string description(8000, 'd');
@@ -575,20 +575,20 @@ TEST_CASE("sentry_profile limits: a transaction event over 1 MB gives no envelop
     REQUIRE(span != nullptr);
     span->id = 0x1000 + static_cast<std::uint64_t>(i);
     span->parent_id = s.rec.spans[0].id;
-    span->begin_ticks = synthetic_transaction::begin_ns + 1000;
-    span->end_ticks.store(synthetic_transaction::begin_ns + 2000);
+    span->begin_ticks = handmade_transaction::begin_ns + 1000;
+    span->end_ticks.store(handmade_transaction::begin_ns + 2000);
     span->description = s.rec.strings.copy(description, 8192);
     s.rec.spans.publish_next();
   }
   sd::json_text_stats text;
-  const sd::sentry_envelope_result r = sd::write_sentry_envelope(s.view(), sd::trace_id{1, 2}, synthetic_transaction::begin_ns, text);
+  const sd::sentry_envelope_result r = sd::write_sentry_envelope(s.view(), sd::trace_id{1, 2}, handmade_transaction::begin_ns, text);
   CHECK(r.envelope.empty());
   CHECK(r.problem.find("1000000") != std::string::npos);
   SUBCASE("below the limit the same transaction gives an envelope") {
-    synthetic_transaction small(100'000'000);
+    handmade_transaction small(100'000'000);
     small.add_sample(10'000'000);
     small.add_sample(20'000'000);
-    const sd::sentry_envelope_result ok = sd::write_sentry_envelope(small.view(), sd::trace_id{1, 2}, synthetic_transaction::begin_ns, text);
+    const sd::sentry_envelope_result ok = sd::write_sentry_envelope(small.view(), sd::trace_id{1, 2}, handmade_transaction::begin_ns, text);
     CHECK(ok.problem.empty());
     const envelope env = parse_envelope(ok.envelope);
     CHECK(env.items.size() == 2);

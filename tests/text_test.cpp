@@ -13,12 +13,15 @@
 #include <string_view>
 #include <vector>
 
+#include "support/text_samples.hpp"
+
 namespace {
 
 namespace sd = spanprof::detail;
 using json = nlohmann::json;
 
-const std::string replacement = "\xEF\xBF\xBD";  // U+FFFD
+using spanprof_test::replacement;
+using spanprof_test::repeat;
 const std::string ellipsis = "\xE2\x80\xA6";     // U+2026, starts the truncation marker
 
 std::string bytes(std::initializer_list<unsigned> values) {
@@ -27,11 +30,6 @@ std::string bytes(std::initializer_list<unsigned> values) {
   return out;
 }
 
-std::string repeat(const std::string& piece, std::size_t times) {
-  std::string out;
-  for (std::size_t i = 0; i < times; ++i) out += piece;
-  return out;
-}
 
 // Printable form for INFO: every byte outside printable ASCII as \xNN.
 std::string shown(std::string_view text) {

@@ -23,6 +23,7 @@
 
 #include "support/pprof_reader.hpp"
 #include "support/synthetic_transaction.hpp"
+#include "support/text_samples.hpp"
 #include "support/writers_table.hpp"
 #include "support/build_kind.hpp"
 
@@ -30,6 +31,7 @@ namespace {
 
 using json = nlohmann::json;
 namespace sd = spanprof::detail;
+using spanprof_test::is_lower_hex;
 using spanprof_test::synthetic_knobs;
 using spanprof_test::synthetic_transaction;
 
@@ -97,12 +99,6 @@ json parse_strict(const std::string& text, std::string& duplicate_key) {
   json::sax_parse(text, &finder);
   duplicate_key = finder.duplicate;
   return json::parse(text);  // throws on anything the SAX pass saw as an error
-}
-
-bool is_lower_hex(const json& v, std::size_t digits) {
-  if (!v.is_string()) return false;
-  const std::string s = v.get<std::string>();
-  return s.size() == digits && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 // What a writer must show for a name it was given: the text itself when it was valid UTF-8

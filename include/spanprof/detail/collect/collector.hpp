@@ -13,6 +13,7 @@
 
 #include "analysis.hpp"
 #include "output.hpp"
+#include "sample_buckets.hpp"
 #include "../record/fiber_registry.hpp"
 #include "../engine/runtime.hpp"
 #include "../sample/unwind_dwarf.hpp"
@@ -50,18 +51,6 @@ class collector {
   }
 
  private:
-  // A transaction keeps at most this many samples (gapfill.md: 3000, or 30 s at 101 Hz); Sentry
-  // drops profiles longer than 30 s anyway.
-  static constexpr std::size_t max_samples_per_transaction = 3000;
-  // Samples whose transaction has not been written this long after their last sample belong to
-  // a transaction that was dropped (queue full, out of memory): freed and counted.
-  static constexpr std::int64_t orphan_after_ns = 60'000'000'000;
-
-  struct bucket {
-    transaction_samples sampled;
-    std::int64_t last_ticks = 0;
-  };
-
   // Copies every sample out of the rings into its transaction's bucket. A transaction's own
   // thread pushes its samples before it finishes the transaction (the handler runs to
   // completion on that thread first), so by the time a finished record is taken from the
@@ -71,12 +60,8 @@ class collector {
       dwarf_unwinder_.note_batch_start();
       analyzer_.observe_modules(monotonic_ns());
       rt_.stack_sampler.drain([this](const sample_record& r) {
-        bucket& b = buckets_[r.txn_id];
-        b.last_ticks = r.t_ticks;
-        if (b.sampled.samples.size() >= max_samples_per_transaction) {
-          ++b.sampled.over_cap;
-          return;
-        }
+        transaction_samples* into = buckets_.admit(r.txn_id, r.t_ticks);
+        if (into == nullptr) return;
         collected_sample s;
         s.t_ticks = r.t_ticks;
         s.seq = r.seq;
@@ -92,8 +77,7 @@ class collector {
         } else {
           s.pcs.assign(r.pcs(), r.pcs() + r.depth);
         }
-        if ((s.flags & sample_flag_truncated) != 0) ++b.sampled.truncated;
-        b.sampled.samples.push_back(std::move(s));
+        sample_buckets::push(*into, std::move(s));
       });
     } catch (...) {
       // Out of memory while copying: the samples left in the rings are retried next time.
@@ -121,35 +105,13 @@ class collector {
   }
 
   void discard_orphans(bool all) noexcept {
-    const std::int64_t now = now_ticks();
-    if (!all && now - last_orphan_scan_ticks_ < orphan_scan_interval_ticks()) return;
-    last_orphan_scan_ticks_ = now;
-    const tick_converter& c = rt_.clock.converter();
-    for (auto it = buckets_.begin(); it != buckets_.end();) {
-      if (all || c.to_ns(now) - c.to_ns(it->second.last_ticks) > orphan_after_ns) {
-        bump(rt_.stats.samples_orphaned, it->second.sampled.samples.size());
-        it = buckets_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-
-  [[nodiscard]] std::int64_t orphan_scan_interval_ticks() const noexcept {
-    const tick_converter& c = rt_.clock.converter();
-    return static_cast<std::int64_t>(1e9 / c.ns_per_tick);  // about once a second
+    bump(rt_.stats.samples_orphaned, buckets_.discard_orphans(rt_.clock.converter(), all));
   }
 
   // The samples of `rec`, taken out of their bucket, in time order, with the drops that hit
   // its context while it ran.
   transaction_samples take_samples(const transaction_record& rec) {
-    transaction_samples out;
-    if (auto it = buckets_.find(txn_id_of(rec)); it != buckets_.end()) {
-      out = std::move(it->second.sampled);
-      buckets_.erase(it);
-    }
-    std::stable_sort(out.samples.begin(), out.samples.end(),
-                     [](const collected_sample& a, const collected_sample& b) { return a.t_ticks < b.t_ticks; });
+    transaction_samples out = buckets_.take(txn_id_of(rec));
     const std::int64_t begin = rec.spans[0].begin_ticks;
     const std::int64_t end = rec.spans[0].end_ticks.load(std::memory_order_relaxed);
     rt_.stack_sampler.visit_drops([&](const drop_log_entry& drop) {
@@ -348,8 +310,7 @@ class collector {
   transaction_analyzer analyzer_;
   transaction_analysis analysis_;
   std::vector<std::uintptr_t> unwind_pcs_, unwind_frames_;
-  std::unordered_map<std::uint64_t, bucket> buckets_;  // samples by transaction id
-  std::int64_t last_orphan_scan_ticks_ = 0;
+  sample_buckets buckets_;
   output_folder folder_;
   bool folder_failing_ = false;
   folded_aggregates aggregates_;

@@ -18,6 +18,7 @@
 #include "timestamps.hpp"
 #include "nesting.hpp"
 #include "span_attributes.hpp"
+#include "json.hpp"
 
 namespace spanprof::detail {
 
@@ -32,8 +33,8 @@ inline std::string frame_label(const profile_frame& f) {
   return label;
 }
 
-// The members of "stackFrames" (without braces): one node per distinct (parent, frame), ids
-// from 1. sample_node[i] is the leaf node of sample i (0: no stack).
+// The "stackFrames" object: one node per distinct (parent, frame), ids from 1; "" when no
+// sample has a stack. sample_node[i] is the leaf node of sample i (0: no stack).
 inline std::string build_stack_frames(const finished_transaction& txn, std::vector<std::uint32_t>& sample_node,
                                       json_text_stats& stats) {
   std::string out;
@@ -41,6 +42,8 @@ inline std::string build_stack_frames(const finished_transaction& txn, std::vect
   const transaction_analysis& a = *txn.analysis;
   std::unordered_map<std::uint64_t, std::uint32_t> node_of;  // (parent node << 32 | frame) → node
   std::uint32_t next_node = 1;
+  json_writer w(out, stats);
+  w.begin_object();
   sample_node.assign(txn.sampled.samples.size(), 0);
   for (std::size_t n = 0; n < txn.sampled.samples.size(); ++n) {
     const auto stack = a.stack_of(n);
@@ -51,19 +54,20 @@ inline std::string build_stack_frames(const finished_transaction& txn, std::vect
       auto [it, inserted] = node_of.try_emplace(key, next_node);
       if (inserted) {
         const profile_frame& f = a.frames[frame];
-        if (next_node > 1) out += ',';
-        fmt::format_to(std::back_inserter(out), "\"{}\":{{\"category\":", next_node);
-        append_json_string(out, f.module != nullptr ? f.module->file_name() : std::string_view("unknown"), stats);
-        out += ",\"name\":";
-        append_json_string(out, frame_label(f), stats);
-        if (parent != 0) fmt::format_to(std::back_inserter(out), ",\"parent\":\"{}\"", parent);
-        out += '}';
+        const fmt::format_int node(next_node);
+        w.key_text(std::string_view(node.data(), node.size())).begin_object();
+        w.key("category").string(f.module != nullptr ? f.module->file_name() : std::string_view("unknown"));
+        w.key("name").string(frame_label(f));
+        if (parent != 0) w.key("parent").decimal_string(parent);
+        w.end_object();
         ++next_node;
       }
       parent = it->second;
     }
     sample_node[n] = parent;
   }
+  w.end_object();
+  if (next_node == 1) out.clear();
   return out;
 }
 
@@ -121,34 +125,37 @@ struct slice_layout {
   }
 };
 
-// `"ph":…` through `"ts"` (and `"dur"`) of slice k: an X event, or an instant if it has no length.
-inline void append_slice_timing(std::string& out, const slice_layout& layout, std::size_t k, int pid, std::uint32_t tid) {
-  fmt::format_to(std::back_inserter(out), ",\"pid\":{},\"tid\":{},\"ts\":", pid, tid);
-  append_trace_us(out, layout.begin[k]);
+// "pid" through "ts" (and "dur") of slice k: an X event, or an instant if it has no length.
+inline void write_slice_timing(json_writer& w, const slice_layout& layout, std::size_t k, int pid, std::uint32_t tid) {
+  w.key("pid").number(pid);
+  w.key("tid").number(tid);
+  w.key("ts").value_with([&](std::string& out) { append_trace_us(out, layout.begin[k]); });
   if (layout.is_instant(k)) {
-    out += ",\"s\":\"t\"";
+    w.key("s").plain_string("t");
   } else {
-    out += ",\"dur\":";
-    append_trace_us(out, layout.end[k] - layout.begin[k]);
+    w.key("dur").value_with([&](std::string& out) { append_trace_us(out, layout.end[k] - layout.begin[k]); });
   }
 }
 
 // Gap filling's spans (gapfill.md §4): X events nested under the span whose gap they fill,
 // categories spanprof.inferred and spanprof.gap, the §2.6 attributes in args.
-inline void append_derived_spans(std::string& out, const finished_transaction& txn, const transaction_analysis& a,
-                                 const slice_layout& layout, std::uint32_t track_tid, std::int64_t origin_ns,
-                                 json_text_stats& stats) {
+inline void write_derived_spans(json_writer& w, const finished_transaction& txn, const transaction_analysis& a,
+                                const slice_layout& layout, std::uint32_t track_tid, std::int64_t origin_ns) {
   for (std::size_t k = 0; k < a.gaps.derived_spans.size(); ++k) {
     const gapfill::derived_span& d = a.gaps.derived_spans[k];
     const std::size_t slice = txn.span_count() + k;
-    out += layout.is_instant(slice) ? ",{\"ph\":\"i\",\"name\":" : ",{\"ph\":\"X\",\"name\":";
-    append_json_string(out, d.description, stats);
-    out += d.kind == gapfill::derived_kind::gap ? ",\"cat\":\"spanprof.gap\"" : ",\"cat\":\"spanprof.inferred\"";
-    append_slice_timing(out, layout, slice, txn.process.pid, slice_layout::derived_track(txn, d, track_tid));
-    fmt::format_to(std::back_inserter(out), ",\"args\":{{\"span_id\":\"{}\",\"parent_span_id\":\"{}\",\"op\":\"{}\",",
-                   to_hex(d.id).text, to_hex(d.parent_id).text, d.op());
-    append_derived_span_attributes(out, d, origin_ns, stats);
-    out += "}}";
+    w.begin_object();
+    w.key("ph").plain_string(layout.is_instant(slice) ? "i" : "X");
+    w.key("name").string(d.description);
+    w.key("cat").plain_string(d.kind == gapfill::derived_kind::gap ? "spanprof.gap" : "spanprof.inferred");
+    write_slice_timing(w, layout, slice, txn.process.pid, slice_layout::derived_track(txn, d, track_tid));
+    w.key("args").begin_object();
+    w.key("span_id").plain_string(to_hex(d.id).text);
+    w.key("parent_span_id").plain_string(to_hex(d.parent_id).text);
+    w.key("op").plain_string(d.op());
+    write_derived_span_attributes(w, d, origin_ns);
+    w.end_object();
+    w.end_object();
   }
 }
 
@@ -161,30 +168,41 @@ inline std::string write_chrome_trace(const finished_transaction& txn, json_text
   const transaction_track track = transaction_track::of(txn.rec);
   const auto tid = track.tid;
 
-  out += "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"exporter\":\"spanprof ";
-  out += spanprof_version;
-  out += "\",\"transaction\":";
-  append_json_string(out, txn.name(), stats, root.description.original_size);
-  fmt::format_to(std::back_inserter(out), ",\"trace_id\":\"{}\",\"event_id\":\"{}\",\"epoch_us\":{}", to_hex(txn.rec.trace).text,
-                 to_hex(txn.rec.event_id).text, txn.epoch_ns(origin_ns) / 1000);
+  json_writer w(out, stats);
+  w.begin_object();
+  w.key("displayTimeUnit").plain_string("ms");
+  w.key("otherData").begin_object();
+  w.key("exporter").value_with([](std::string& o) {
+    o += "\"spanprof ";
+    o += spanprof_version;
+    o += '"';
+  });
+  w.key("transaction").string(txn.name(), root.description.original_size);
+  w.key("trace_id").plain_string(to_hex(txn.rec.trace).text);
+  w.key("event_id").plain_string(to_hex(txn.rec.event_id).text);
+  w.key("epoch_us").number(txn.epoch_ns(origin_ns) / 1000);
   const transaction_counters& c = txn.rec.counters;
-  fmt::format_to(std::back_inserter(out),
-                 ",\"spans_dropped\":{},\"spans_auto_closed\":{},\"spans_closed_out_of_order\":{},\"data_dropped\":{}}}",
-                 c.spans_dropped_over_cap, c.spans_auto_closed, c.spans_closed_out_of_order, c.data_dropped_over_cap);
-  out.pop_back();  // reopen otherData for the sampler's figures
-  fmt::format_to(std::back_inserter(out),
-                 ",\"samples\":{},\"samples_dropped\":{},\"samples_over_cap\":{},\"samples_truncated\":{},"
-                 "\"sampling_mode\":\"{}\",\"sample_rate_hz\":{}}}",
-                 txn.sampled.samples.size(), txn.sampled.dropped, txn.sampled.over_cap, txn.sampled.truncated,
-                 txn.cfg.mode == sampling_mode::cpu ? "cpu" : "wall", txn.cfg.sample_rate_hz);
+  w.key("spans_dropped").number(c.spans_dropped_over_cap);
+  w.key("spans_auto_closed").number(c.spans_auto_closed);
+  w.key("spans_closed_out_of_order").number(c.spans_closed_out_of_order);
+  w.key("data_dropped").number(c.data_dropped_over_cap);
+  w.key("samples").number(txn.sampled.samples.size());
+  w.key("samples_dropped").number(txn.sampled.dropped);
+  w.key("samples_over_cap").number(txn.sampled.over_cap);
+  w.key("samples_truncated").number(txn.sampled.truncated);
+  w.key("sampling_mode").plain_string(txn.cfg.mode == sampling_mode::cpu ? "cpu" : "wall");
+  w.key("sample_rate_hz").number(txn.cfg.sample_rate_hz);
+  w.end_object();
 
-  out += ",\"traceEvents\":[";
-  fmt::format_to(std::back_inserter(out), "{{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":{},\"tid\":{},\"args\":{{\"name\":", pid, pid);
-  append_json_string(out, txn.process.name, stats);
-  out += "}}";
-  fmt::format_to(std::back_inserter(out), ",{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{},\"tid\":{},\"args\":{{\"name\":", pid, tid);
-  append_json_string(out, track.label, stats);
-  out += "}}";
+  w.key("traceEvents").begin_array();
+  w.begin_object().key("ph").plain_string("M").key("name").plain_string("process_name");
+  w.key("pid").number(pid).key("tid").number(pid);
+  w.key("args").begin_object().key("name").string(txn.process.name).end_object();
+  w.end_object();
+  w.begin_object().key("ph").plain_string("M").key("name").plain_string("thread_name");
+  w.key("pid").number(pid).key("tid").number(tid);
+  w.key("args").begin_object().key("name").string(track.label).end_object();
+  w.end_object();
 
   const auto data = data_by_span(txn);
   const slice_layout layout = slice_layout::of(txn, txn.analysis, tid);
@@ -192,68 +210,68 @@ inline std::string write_chrome_trace(const finished_transaction& txn, json_text
     const span_record& span = txn.span(i);
     const std::string_view op = span.op.view();
     const std::string_view description = i == 0 ? txn.name() : span.description.view();
-    out += layout.is_instant(i) ? ",{\"ph\":\"i\",\"name\":" : ",{\"ph\":\"X\",\"name\":";
+    w.begin_object();
+    w.key("ph").plain_string(layout.is_instant(i) ? "i" : "X");
     // The slice label: the description if there is one (an SQL statement, a route), else the op.
     const bool use_description = !description.empty();
-    append_json_string(out, use_description ? description : op, stats,
-                       use_description ? span.description.original_size : span.op.original_size);
-    out += i == 0 ? ",\"cat\":\"transaction\"" : ",\"cat\":\"span\"";
-    append_slice_timing(out, layout, i, pid, tid);
-    fmt::format_to(std::back_inserter(out), ",\"args\":{{\"span_id\":\"{}\"", to_hex(span.id).text);
-    if (span.parent_id != 0) fmt::format_to(std::back_inserter(out), ",\"parent_span_id\":\"{}\"", to_hex(span.parent_id).text);
-    out += ",\"op\":";
-    append_json_string(out, op, stats, span.op.original_size);
-    if (i != 0) {
-      out += ",\"description\":";
-      append_json_string(out, description, stats, span.description.original_size);
-    }
-    fmt::format_to(std::back_inserter(out), ",\"status\":\"{}\"", status_name(span.status.load(std::memory_order_relaxed)));
+    w.key("name").string(use_description ? description : op,
+                         use_description ? span.description.original_size : span.op.original_size);
+    w.key("cat").plain_string(i == 0 ? "transaction" : "span");
+    write_slice_timing(w, layout, i, pid, tid);
+    w.key("args").begin_object();
+    w.key("span_id").plain_string(to_hex(span.id).text);
+    if (span.parent_id != 0) w.key("parent_span_id").plain_string(to_hex(span.parent_id).text);
+    w.key("op").string(op, span.op.original_size);
+    if (i != 0) w.key("description").string(description, span.description.original_size);
+    w.key("status").plain_string(status_name(span.status.load(std::memory_order_relaxed)));
     const std::uint8_t flags = span.flags.load(std::memory_order_relaxed);
-    if ((flags & span_flag_auto_closed) != 0) out += ",\"spanprof.auto_closed\":true";
-    if ((flags & span_flag_out_of_order) != 0) out += ",\"spanprof.closed_out_of_order\":true";
-    out += ',';
-    append_code_location(out, span, stats);
+    if ((flags & span_flag_auto_closed) != 0) w.key("spanprof.auto_closed").boolean(true);
+    if ((flags & span_flag_out_of_order) != 0) w.key("spanprof.closed_out_of_order").boolean(true);
+    write_code_location(w, span);
     if (!data[i].empty()) {
       // User data in its own object, so a user key can never collide with ours.
-      out += ",\"data\":{";
-      for (const data_entry* entry : data[i]) {
-        if (entry != data[i].front()) out += ',';
-        append_data_member(out, *entry, stats);
-      }
-      out += '}';
+      w.key("data").begin_object();
+      for (const data_entry* entry : data[i]) write_data_member(w, *entry);
+      w.end_object();
     }
-    out += "}}";
+    w.end_object();
+    w.end_object();
   }
-  if (txn.analysis != nullptr) append_derived_spans(out, txn, *txn.analysis, layout, tid, origin_ns, stats);
+  if (txn.analysis != nullptr) write_derived_spans(w, txn, *txn.analysis, layout, tid, origin_ns);
   // Samples as thread-scoped instant events, on the transaction's track (a fiber's samples
   // under its spans, whichever thread ran it: that one is in args.thread_id). With the analysis, each names its stack through
   // "sf", a node of the top-level "stackFrames" tree (root first, shared prefixes written
   // once), which is how the Trace Event Format attaches stacks to events.
   std::vector<std::uint32_t> sample_node;
-  std::string stack_frames = build_stack_frames(txn, sample_node, stats);
+  const std::string stack_frames = build_stack_frames(txn, sample_node, stats);
   for (std::size_t n = 0; n < txn.sampled.samples.size(); ++n) {
     const collected_sample& sample = txn.sampled.samples[n];
-    fmt::format_to(std::back_inserter(out), ",{{\"ph\":\"i\",\"name\":\"sample\",\"cat\":\"spanprof.sample\",\"s\":\"t\",\"pid\":{},\"tid\":{},\"ts\":",
-                   pid, txn.rec.on_fiber ? tid : sample.tid);
-    append_trace_us(out, trace_units_from_ns(txn.ticks.to_ns(sample.t_ticks) - origin_ns));
-    if (!sample_node.empty() && sample_node[n] != 0) fmt::format_to(std::back_inserter(out), ",\"sf\":\"{}\"", sample_node[n]);
-    fmt::format_to(std::back_inserter(out), ",\"args\":{{\"leaf\":\"{:#x}\",\"depth\":{},\"span_id\":\"{}\",\"weight\":{},\"thread_id\":{}",
-                   sample.pcs.empty() ? 0 : sample.pcs.front(), sample.pcs.size(), to_hex(sample.span_id).text, sample.weight,
-                   sample.tid);
-    if ((sample.flags & sample_flag_truncated) != 0) out += ",\"truncated\":true";
-    out += ",\"stack\":[";
-    for (std::size_t k = 0; k < sample.pcs.size(); ++k) {
-      fmt::format_to(std::back_inserter(out), "{}\"{:#x}\"", k == 0 ? "" : ",", sample.pcs[k]);
-    }
-    out += "]}}";
+    w.begin_object();
+    w.key("ph").plain_string("i");
+    w.key("name").plain_string("sample");
+    w.key("cat").plain_string("spanprof.sample");
+    w.key("s").plain_string("t");
+    w.key("pid").number(pid);
+    w.key("tid").number(txn.rec.on_fiber ? tid : sample.tid);
+    w.key("ts").value_with([&](std::string& o) { append_trace_us(o, trace_units_from_ns(txn.ticks.to_ns(sample.t_ticks) - origin_ns)); });
+    if (!sample_node.empty() && sample_node[n] != 0) w.key("sf").decimal_string(sample_node[n]);
+    w.key("args").begin_object();
+    w.key("leaf").address(sample.pcs.empty() ? 0 : sample.pcs.front());
+    w.key("depth").number(sample.pcs.size());
+    w.key("span_id").plain_string(to_hex(sample.span_id).text);
+    w.key("weight").number(sample.weight);
+    w.key("thread_id").number(sample.tid);
+    if ((sample.flags & sample_flag_truncated) != 0) w.key("truncated").boolean(true);
+    w.key("stack").begin_array();
+    for (const std::uintptr_t pc : sample.pcs) w.address(pc);
+    w.end_array();
+    w.end_object();
+    w.end_object();
   }
-  out += ']';
-  if (!stack_frames.empty()) {
-    out += ",\"stackFrames\":{";
-    out += stack_frames;
-    out += '}';
-  }
-  out += "}\n";
+  w.end_array();
+  if (!stack_frames.empty()) w.key("stackFrames").raw(stack_frames);
+  w.end_object();
+  out += '\n';
   return out;
 }
 

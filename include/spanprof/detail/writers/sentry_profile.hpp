@@ -21,6 +21,7 @@
 
 #include "../core/text.hpp"
 #include "finished_transaction.hpp"
+#include "json.hpp"
 #include "timestamps.hpp"
 #include "sentry_transaction.hpp"
 
@@ -115,77 +116,42 @@ inline void normalize_threads(std::vector<kept_sample>& samples, sentry_profile_
   }
 }
 
-inline void append_hex_address(std::string& out, std::uintptr_t address) {
-  fmt::format_to(std::back_inserter(out), "\"0x{:x}\"", address);
-}
-
-inline void append_frame(std::string& out, const profile_frame& f, json_text_stats& stats) {
-  out += '{';
-  bool first = true;
-  auto key = [&](std::string_view name) {
-    if (!first) out += ',';
-    first = false;
-    out += '"';
-    out += name;
-    out += "\":";
-  };
-  if (!f.function.empty()) {
-    key("function");
-    append_json_string(out, f.function, stats);
-  }
+inline void write_frame(json_writer& w, const profile_frame& f) {
+  w.begin_object();
+  if (!f.function.empty()) w.key("function").string(f.function);
   if (!f.file.empty()) {
     const std::size_t slash = f.file.rfind('/');
-    key("filename");
-    append_json_string(out, slash == std::string::npos ? std::string_view(f.file) : std::string_view(f.file).substr(slash + 1), stats);
-    key("abs_path");
-    append_json_string(out, f.file, stats);
+    w.key("filename").string(slash == std::string::npos ? std::string_view(f.file) : std::string_view(f.file).substr(slash + 1));
+    w.key("abs_path").string(f.file);
   }
-  if (f.line != 0) {
-    key("lineno");
-    fmt::format_to(std::back_inserter(out), "{}", f.line);
-  }
-  if (f.module != nullptr) {
-    // Relay keeps `module` and drops `package`: the binary's or library's file name goes here.
-    key("module");
-    append_json_string(out, f.module->file_name(), stats);
-  }
-  key("in_app");
-  out += f.in_app ? "true" : "false";
-  key("instruction_addr");
-  append_hex_address(out, f.instruction_addr);
-  key("platform");
-  out += "\"native\"";
-  out += '}';
+  if (f.line != 0) w.key("lineno").number(f.line);
+  // Relay keeps `module` and drops `package`: the binary's or library's file name goes here.
+  if (f.module != nullptr) w.key("module").string(f.module->file_name());
+  w.key("in_app").boolean(f.in_app);
+  w.key("instruction_addr").address(f.instruction_addr);
+  w.key("platform").plain_string("native");
+  w.end_object();
 }
 
 // debug_meta.images. Relay's profile struct knows the image types macho, symbolic, sourcemap,
 // proguard and jvm — not "elf", which would fail the whole profile as invalid JSON — and its
 // older versions require debug_id and image_addr: ELF modules are sent as "symbolic" (Sentry's
 // generic native type), and a module without a build id (no debug_id) is left out.
-inline void append_debug_images(std::string& out, const transaction_analysis& a, json_text_stats& stats) {
-  out += "\"debug_meta\":{\"images\":[";
-  bool first = true;
+inline void write_debug_images(json_writer& w, const transaction_analysis& a) {
+  w.key("debug_meta").begin_object().key("images").begin_array();
   for (const debug_image& image : a.images) {
     if (image.debug_id.empty() || image.image_addr.empty()) continue;
-    if (!first) out += ',';
-    first = false;
-    out += "{\"type\":\"symbolic\",\"code_file\":";
-    append_json_string(out, image.code_file, stats);
-    if (!image.code_id.empty()) {
-      out += ",\"code_id\":";
-      append_json_string(out, image.code_id, stats);
-    }
-    out += ",\"debug_id\":";
-    append_json_string(out, image.debug_id, stats);
-    out += ",\"image_addr\":";
-    append_json_string(out, image.image_addr, stats);
-    if (!image.image_vmaddr.empty()) {
-      out += ",\"image_vmaddr\":";
-      append_json_string(out, image.image_vmaddr, stats);
-    }
-    fmt::format_to(std::back_inserter(out), ",\"image_size\":{}}}", image.image_size);
+    w.begin_object();
+    w.key("type").plain_string("symbolic");
+    w.key("code_file").string(image.code_file);
+    if (!image.code_id.empty()) w.key("code_id").string(image.code_id);
+    w.key("debug_id").string(image.debug_id);
+    w.key("image_addr").string(image.image_addr);
+    if (!image.image_vmaddr.empty()) w.key("image_vmaddr").string(image.image_vmaddr);
+    w.key("image_size").number(image.image_size);
+    w.end_object();
   }
-  out += "]}";
+  w.end_array().end_object();
 }
 
 // The profile JSON for `samples` (already normalized, time order).
@@ -194,23 +160,21 @@ inline std::string serialize(const finished_transaction& txn, const hex32& profi
   const transaction_analysis& a = *txn.analysis;
   std::string out;
   out.reserve(2048 + samples.size() * 64);
-  fmt::format_to(std::back_inserter(out), "{{\"version\":\"1\",\"event_id\":\"{}\",\"platform\":\"native\",\"timestamp\":\"",
-                 profile_id.text);
-  append_rfc3339_us(out, static_cast<std::int64_t>(t.origin_epoch_ns));
-  out += "\",\"release\":";
-  append_json_string(out, sentry_release(txn), stats);
-  if (!txn.cfg.environment.empty()) {
-    out += ",\"environment\":";
-    append_json_string(out, txn.cfg.environment, stats);
-  }
-  out += ",\"device\":{\"architecture\":";
-  append_json_string(out, txn.process.architecture.empty() ? std::string_view("unknown") : std::string_view(txn.process.architecture), stats);
-  out += "},\"os\":{\"name\":";
-  append_json_string(out, txn.process.os_name, stats);
-  out += ",\"version\":";
-  append_json_string(out, txn.process.os_version, stats);
-  fmt::format_to(std::back_inserter(out), "}},\"runtime\":{{\"name\":\"spanprof\",\"version\":\"{}\"}},", spanprof_version);
-  append_debug_images(out, a, stats);
+  json_writer w(out, stats);
+  w.begin_object();
+  w.key("version").plain_string("1");
+  w.key("event_id").plain_string(profile_id.text);
+  w.key("platform").plain_string("native");
+  w.key("timestamp");
+  write_rfc3339_us(w, static_cast<std::int64_t>(t.origin_epoch_ns));
+  w.key("release").string(sentry_release(txn));
+  if (!txn.cfg.environment.empty()) w.key("environment").string(txn.cfg.environment);
+  w.key("device").begin_object();
+  w.key("architecture").string(txn.process.architecture.empty() ? std::string_view("unknown") : std::string_view(txn.process.architecture));
+  w.end_object();
+  w.key("os").begin_object().key("name").string(txn.process.os_name).key("version").string(txn.process.os_version).end_object();
+  w.key("runtime").begin_object().key("name").plain_string("spanprof").key("version").plain_string(spanprof_version).end_object();
+  write_debug_images(w, a);
 
   // The thread the transaction ran on, if it kept samples; otherwise (its context moved to other
   // threads) the thread with the most, since Sentry draws the flame graph from this one only.
@@ -222,60 +186,67 @@ inline std::string serialize(const finished_transaction& txn, const hex32& profi
     active_tid = std::max_element(per_thread.begin(), per_thread.end(),
                                   [](const auto& x, const auto& y) { return x.second < y.second; })->first;
   }
-  fmt::format_to(std::back_inserter(out), ",\"transaction\":{{\"id\":\"{}\",\"trace_id\":\"{}\",\"name\":",
-                 to_hex(txn.rec.event_id).text, to_hex(txn.rec.trace).text);
+  w.key("transaction").begin_object();
+  w.key("id").plain_string(to_hex(txn.rec.event_id).text);
+  w.key("trace_id").plain_string(to_hex(txn.rec.trace).text);
   // Exactly as the transaction event spells its name (Relay replaces ours with it anyway).
-  append_json_string(out, txn.name(), stats, txn.span(0).description.original_size);
-  fmt::format_to(std::back_inserter(out), ",\"active_thread_id\":\"{}\",\"relative_start_ns\":\"{}\",\"relative_end_ns\":\"{}\"}}",
-                 active_tid, t.start_ns, t.end_ns);
+  w.key("name").string(txn.name(), txn.span(0).description.original_size);
+  w.key("active_thread_id").decimal_string(active_tid);
+  w.key("relative_start_ns").decimal_string(t.start_ns);
+  w.key("relative_end_ns").decimal_string(t.end_ns);
+  w.end_object();
 
-  // Frames and stacks: only those the written samples use, each written once.
+  // Frames and stacks: only those the written samples use, each written once. The three arrays
+  // are built side by side in one pass over the samples, then spliced in.
   std::vector<std::int64_t> frame_out(a.frames.size(), -1);
-  std::string frames_json;
+  std::string frames_json, stacks_json, samples_json;
+  json_writer frames_w(frames_json, stats), stacks_w(stacks_json, stats), samples_w(samples_json, stats);
+  frames_w.begin_array();
+  stacks_w.begin_array();
+  samples_w.begin_array();
   std::uint32_t frame_count = 0;
   std::map<std::vector<std::uint32_t>, std::uint32_t> stack_ids;
-  std::string stacks_json;
-  std::string samples_json;
   std::vector<std::uint32_t> stack;
   for (const kept_sample& s : samples) {
     stack.clear();
     for (const std::uint32_t f : a.stack_of(s.index)) {  // leaf first, as Sentry wants
       if (frame_out[f] < 0) {
         frame_out[f] = frame_count++;
-        if (!frames_json.empty()) frames_json += ',';
-        append_frame(frames_json, a.frames[f], stats);
+        write_frame(frames_w, a.frames[f]);
       }
       stack.push_back(static_cast<std::uint32_t>(frame_out[f]));
     }
     auto [it, inserted] = stack_ids.try_emplace(stack, static_cast<std::uint32_t>(stack_ids.size()));
     if (inserted) {
-      stacks_json += stacks_json.empty() ? "[" : ",[";
-      for (std::size_t k = 0; k < stack.size(); ++k) fmt::format_to(std::back_inserter(stacks_json), "{}{}", k == 0 ? "" : ",", stack[k]);
-      stacks_json += ']';
+      stacks_w.begin_array();
+      for (const std::uint32_t frame : stack) stacks_w.number(frame);
+      stacks_w.end_array();
     }
-    fmt::format_to(std::back_inserter(samples_json), "{}{{\"stack_id\":{},\"thread_id\":\"{}\",\"elapsed_since_start_ns\":\"{}\"}}",
-                   samples_json.empty() ? "" : ",", it->second, s.tid, s.elapsed_ns);
+    samples_w.begin_object();
+    samples_w.key("stack_id").number(it->second);
+    samples_w.key("thread_id").decimal_string(s.tid);
+    samples_w.key("elapsed_since_start_ns").decimal_string(s.elapsed_ns);
+    samples_w.end_object();
   }
-  out += ",\"profile\":{\"samples\":[";
-  out += samples_json;
-  out += "],\"stacks\":[";
-  out += stacks_json;
-  out += "],\"frames\":[";
-  out += frames_json;
-  out += "],\"thread_metadata\":{";
-  bool first = true;
+  frames_w.end_array();
+  stacks_w.end_array();
+  samples_w.end_array();
+  w.key("profile").begin_object();
+  w.key("samples").raw(samples_json);
+  w.key("stacks").raw(stacks_json);
+  w.key("frames").raw(frames_json);
+  w.key("thread_metadata").begin_object();
   for (const auto& [tid, count] : per_thread) {
-    fmt::format_to(std::back_inserter(out), "{}\"{}\":{{", first ? "" : ",", tid);
-    first = false;
+    const fmt::format_int digits(tid);
+    w.key_text(std::string_view(digits.data(), digits.size())).begin_object();
     // The name is known only for the transaction's own track: the thread that began it, or
     // its fiber.
-    if (tid == track.tid && (txn.rec.on_fiber || txn.rec.thread_name[0] != '\0')) {
-      out += "\"name\":";
-      append_json_string(out, track.label, stats);
-    }
-    out += '}';
+    if (tid == track.tid && (txn.rec.on_fiber || txn.rec.thread_name[0] != '\0')) w.key("name").string(track.label);
+    w.end_object();
   }
-  out += "}}}";
+  w.end_object();
+  w.end_object();
+  w.end_object();
   return out;
 }
 
@@ -358,8 +329,14 @@ struct sentry_envelope_result {
 
 inline void append_envelope_item(std::string& out, std::string_view type, std::string_view payload) {
   // `length` is the exact byte count, so the payload may hold any byte, newlines included.
-  fmt::format_to(std::back_inserter(out), "{{\"type\":\"{}\",\"length\":{},\"content_type\":\"application/json\"}}\n", type,
-                 payload.size());
+  json_text_stats no_text;  // the header holds no text from the transaction
+  json_writer w(out, no_text);
+  w.begin_object();
+  w.key("type").plain_string(type);
+  w.key("length").number(payload.size());
+  w.key("content_type").plain_string("application/json");
+  w.end_object();
+  out += '\n';
   out += payload;
   out += '\n';
 }
@@ -375,8 +352,9 @@ inline sentry_envelope_result write_sentry_envelope(const finished_transaction& 
   sentry_transaction_link link;
   link.profile_id = profile.empty() ? std::string_view() : std::string_view(profile_hex.text);
   link.release = sentry_release(txn);
-  std::string transaction = write_sentry_transaction(txn, stats, &link);
-  while (!transaction.empty() && transaction.back() == '\n') transaction.pop_back();
+  std::string transaction;
+  transaction.reserve(1024 + txn.span_count() * 420);
+  append_sentry_transaction_event(transaction, txn, stats, &link);
   if (transaction.size() > sentry_max_transaction_bytes) {
     result.problem = fmt::format("its transaction event is {} bytes, over the {} bytes Relay accepts", transaction.size(),
                                  sentry_max_transaction_bytes);
@@ -384,9 +362,14 @@ inline sentry_envelope_result write_sentry_envelope(const finished_transaction& 
   }
   std::string& out = result.envelope;
   out.reserve(256 + transaction.size() + profile.size());
-  fmt::format_to(std::back_inserter(out), "{{\"event_id\":\"{}\",\"sent_at\":\"", to_hex(txn.rec.event_id).text);
-  append_rfc3339_us(out, now_epoch_ns);
-  fmt::format_to(std::back_inserter(out), "\",\"sdk\":{{\"name\":\"spanprof\",\"version\":\"{}\"}}}}\n", spanprof_version);
+  json_writer w(out, stats);
+  w.begin_object();
+  w.key("event_id").plain_string(to_hex(txn.rec.event_id).text);
+  w.key("sent_at");
+  write_rfc3339_us(w, now_epoch_ns);
+  w.key("sdk").begin_object().key("name").plain_string("spanprof").key("version").plain_string(spanprof_version).end_object();
+  w.end_object();
+  out += '\n';
   append_envelope_item(out, "transaction", transaction);
   if (!profile.empty()) append_envelope_item(out, "profile", profile);
   return result;

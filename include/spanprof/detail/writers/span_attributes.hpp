@@ -8,7 +8,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <iterator>
 #include <string>
@@ -17,6 +16,7 @@
 #include "../core/text.hpp"
 #include "../gapfill/gapfill.hpp"
 #include "finished_transaction.hpp"
+#include "json.hpp"
 
 namespace spanprof::detail {
 
@@ -45,74 +45,54 @@ inline std::vector<std::vector<const data_entry*>> data_by_span(const finished_t
   return by_span;
 }
 
-// `"key":value` for one data entry (no leading comma).
-inline void append_data_member(std::string& out, const data_entry& entry, json_text_stats& stats) {
-  append_json_string(out, entry.key.view(), stats, entry.key.original_size);
-  out += ':';
+// `"key":value` for one data entry, a member of the object `w` is in.
+inline void write_data_member(json_writer& w, const data_entry& entry) {
+  w.key_text(entry.key.view(), entry.key.original_size);
   switch (entry.kind) {
-    case data_kind::string: append_json_string(out, entry.text.view(), stats, entry.text.original_size); break;
-    case data_kind::integer: fmt::format_to(std::back_inserter(out), "{}", entry.integer); break;
-    case data_kind::unsigned_integer:
-      fmt::format_to(std::back_inserter(out), "{}", static_cast<std::uint64_t>(entry.integer));
-      break;
-    case data_kind::boolean: out += entry.integer != 0 ? "true" : "false"; break;
-    case data_kind::floating:
-      // JSON has no NaN or infinity: write those as strings rather than produce invalid JSON.
-      if (std::isfinite(entry.floating)) {
-        const std::size_t start = out.size();
-        fmt::format_to(std::back_inserter(out), "{}", entry.floating);
-        // Keep a double a double for the reader: "3" would parse as an integer.
-        if (out.find_first_of(".e", start) == std::string::npos) out += ".0";
-      } else {
-        fmt::format_to(std::back_inserter(out), "\"{}\"", entry.floating);
-      }
-      break;
+    case data_kind::string: w.string(entry.text.view(), entry.text.original_size); break;
+    case data_kind::integer: w.number(entry.integer); break;
+    case data_kind::unsigned_integer: w.number(static_cast<std::uint64_t>(entry.integer)); break;
+    case data_kind::boolean: w.boolean(entry.integer != 0); break;
+    case data_kind::floating: w.number(entry.floating); break;
   }
 }
 
-// The call site of a span as OpenTelemetry's code.* attributes (no leading comma).
-inline void append_code_location(std::string& out, const span_record& span, json_text_stats& stats) {
-  out += "\"code.function\":";
-  append_json_string(out, span.site != nullptr ? span.site->function : "", stats);
-  out += ",\"code.filepath\":";
-  append_json_string(out, span.site != nullptr ? span.site->file : "", stats);
-  fmt::format_to(std::back_inserter(out), ",\"code.lineno\":{}", span.site != nullptr ? span.site->line : 0);
+// The call site of a span as OpenTelemetry's code.* attributes.
+inline void write_code_location(json_writer& w, const span_record& span) {
+  w.key("code.function").string(span.site != nullptr ? span.site->function : "");
+  w.key("code.filepath").string(span.site != nullptr ? span.site->file : "");
+  w.key("code.lineno").number(span.site != nullptr ? span.site->line : 0);
 }
 
-// The attributes of a derived span (gapfill.md §2.6, §2.7) as JSON members, no braces; shared by
-// the Sentry span `data` and the Chrome trace `args`. Times are relative to the transaction's
-// start (`origin_ns`), like every other time in the outputs.
-inline void append_derived_span_attributes(std::string& out, const gapfill::derived_span& d, std::int64_t origin_ns,
-                                           json_text_stats& stats) {
+// The attributes of a derived span (gapfill.md §2.6, §2.7) as members of the object `w` is in;
+// shared by the Sentry span `data` and the Chrome trace `args`. Times are relative to the
+// transaction's start (`origin_ns`), like every other time in the outputs.
+inline void write_derived_span_attributes(json_writer& w, const gapfill::derived_span& d, std::int64_t origin_ns) {
   const bool is_gap = d.kind == gapfill::derived_kind::gap;
-  fmt::format_to(std::back_inserter(out), "\"spanprof.{}\":true,\"spanprof.sample_count\":{},\"spanprof.duration_error_ns\":{}",
-                 is_gap ? "gap" : "inferred", d.sample_count, d.duration_error_ns);
-  fmt::format_to(std::back_inserter(out), ",\"spanprof.bounds_ns\":[{},{}],\"spanprof.duration_min_ns\":{}",
-                 d.begin_lo_ns - origin_ns, d.end_hi_ns - origin_ns, d.duration_min_ns);
-  fmt::format_to(std::back_inserter(out), ",\"spanprof.state\":\"{}\",\"spanprof.on_cpu_ns\":{},\"spanprof.recursion_depth\":{}",
-                 gapfill::state_name(d.state), d.on_cpu_ns, d.recursion_depth);
-  if (d.suspended_ns != 0) fmt::format_to(std::back_inserter(out), ",\"spanprof.suspended_ns\":{}", d.suspended_ns);
-  if (!d.stack.empty()) {
-    out += ",\"spanprof.stack\":";
-    append_json_string(out, d.stack, stats);
-  }
+  w.key(is_gap ? json_literal("spanprof.gap") : json_literal("spanprof.inferred")).boolean(true);
+  w.key("spanprof.sample_count").number(d.sample_count);
+  w.key("spanprof.duration_error_ns").number(d.duration_error_ns);
+  w.key("spanprof.bounds_ns").begin_array().number(d.begin_lo_ns - origin_ns).number(d.end_hi_ns - origin_ns).end_array();
+  w.key("spanprof.duration_min_ns").number(d.duration_min_ns);
+  w.key("spanprof.state").plain_string(gapfill::state_name(d.state));
+  w.key("spanprof.on_cpu_ns").number(d.on_cpu_ns);
+  w.key("spanprof.recursion_depth").number(d.recursion_depth);
+  if (d.suspended_ns != 0) w.key("spanprof.suspended_ns").number(d.suspended_ns);
+  if (!d.stack.empty()) w.key("spanprof.stack").string(d.stack);
   if (!d.code_function.empty()) {
-    out += ",\"code.function\":";
-    append_json_string(out, d.code_function, stats);
-    out += ",\"code.filepath\":";
-    append_json_string(out, d.code_filepath, stats);
-    fmt::format_to(std::back_inserter(out), ",\"code.lineno\":{}", d.code_lineno);
+    w.key("code.function").string(d.code_function);
+    w.key("code.filepath").string(d.code_filepath);
+    w.key("code.lineno").number(d.code_lineno);
   }
-  if (d.tid != 0) fmt::format_to(std::back_inserter(out), ",\"thread.id\":\"{}\"", d.tid);
-  fmt::format_to(std::back_inserter(out), ",\"spanprof.low_confidence\":{}", d.low_confidence ? "true" : "false");
-  if (d.merged_over_drop) out += ",\"spanprof.merged_over_drop\":true";
+  if (d.tid != 0) w.key("thread.id").decimal_string(d.tid);
+  w.key("spanprof.low_confidence").boolean(d.low_confidence);
+  if (d.merged_over_drop) w.key("spanprof.merged_over_drop").boolean(true);
   if (is_gap) {
-    out += ",\"spanprof.gap_reason\":";
-    append_json_string(out, gapfill::reason_name(d.reason), stats);
-    fmt::format_to(std::back_inserter(out), ",\"spanprof.expected_samples\":{:.1f}", d.expected_samples);
+    w.key("spanprof.gap_reason").string(gapfill::reason_name(d.reason));
+    w.key("spanprof.expected_samples").fixed(d.expected_samples, 1);
     if (d.samples_dropped != 0) {
-      fmt::format_to(std::back_inserter(out), ",\"spanprof.samples_dropped\":{}{}", d.samples_dropped,
-                     d.samples_dropped_upper_bound ? ",\"spanprof.samples_dropped_upper_bound\":true" : "");
+      w.key("spanprof.samples_dropped").number(d.samples_dropped);
+      if (d.samples_dropped_upper_bound) w.key("spanprof.samples_dropped_upper_bound").boolean(true);
     }
   }
 }

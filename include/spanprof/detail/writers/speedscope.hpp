@@ -24,6 +24,7 @@
 
 #include "../core/text.hpp"
 #include "finished_transaction.hpp"
+#include "json.hpp"
 #include "nesting.hpp"
 
 namespace spanprof::detail {
@@ -169,25 +170,28 @@ inline std::string write_speedscope(const finished_transaction& txn, json_text_s
 
   std::string out;
   out.reserve(1024 + table.frames().size() * 96 + txn.sampled.samples.size() * 64);
-  out += "{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\",\"name\":";
-  append_json_string(out, txn.name(), stats);
-  out += ",\"exporter\":\"spanprof@";
-  out += spanprof_version;
-  out += "\",\"activeProfileIndex\":0,\"shared\":{\"frames\":[";
-  for (std::size_t k = 0; k < table.frames().size(); ++k) {
-    const speedscope_frame& f = table.frames()[k];
-    if (k != 0) out += ',';
-    out += "{\"name\":";
-    append_json_string(out, f.name, stats);
+  json_writer w(out, stats);
+  w.begin_object();
+  w.key("$schema").plain_string("https://www.speedscope.app/file-format-schema.json");
+  w.key("name").string(txn.name());
+  w.key("exporter").value_with([](std::string& o) {
+    o += "\"spanprof@";
+    o += spanprof_version;
+    o += '"';
+  });
+  w.key("activeProfileIndex").number(0);
+  w.key("shared").begin_object().key("frames").begin_array();
+  for (const speedscope_frame& f : table.frames()) {
+    w.begin_object();
+    w.key("name").string(f.name);
     if (!f.file.empty()) {
-      out += ",\"file\":";
-      append_json_string(out, f.file, stats);
-      if (f.line != 0) fmt::format_to(std::back_inserter(out), ",\"line\":{}", f.line);
+      w.key("file").string(f.file);
+      if (f.line != 0) w.key("line").number(f.line);
     }
-    out += '}';
+    w.end_object();
   }
-  out += "]},\"profiles\":[";
-  bool first_profile = true;
+  w.end_array().end_object();
+  w.key("profiles").begin_array();
   const std::int64_t txn_end_ns = txn.end_ns(0) - origin_ns;
   for (const speedscope_track& t : tracks) {
     if (!t.spans.empty()) {
@@ -197,40 +201,46 @@ inline std::string write_speedscope(const finished_transaction& txn, json_text_s
         start_ns = std::min(start_ns, e.at_ns);
         end_ns = std::max(end_ns, e.at_ns);
       }
-      if (!first_profile) out += ',';
-      first_profile = false;
-      out += "{\"type\":\"evented\",\"name\":";
-      append_json_string(out, "spans: " + t.name, stats);
-      fmt::format_to(std::back_inserter(out), ",\"unit\":\"nanoseconds\",\"startValue\":{},\"endValue\":{},\"events\":[", start_ns,
-                     end_ns);
-      for (std::size_t k = 0; k < events.size(); ++k) {
-        fmt::format_to(std::back_inserter(out), "{}{{\"type\":\"{}\",\"frame\":{},\"at\":{}}}", k == 0 ? "" : ",",
-                       events[k].open ? 'O' : 'C', events[k].frame, events[k].at_ns);
+      w.begin_object();
+      w.key("type").plain_string("evented");
+      w.key("name").string("spans: " + t.name);
+      w.key("unit").plain_string("nanoseconds");
+      w.key("startValue").number(start_ns);
+      w.key("endValue").number(end_ns);
+      w.key("events").begin_array();
+      for (const evented_event& e : events) {
+        w.begin_object();
+        w.key("type").plain_string(e.open ? "O" : "C");
+        w.key("frame").number(e.frame);
+        w.key("at").number(e.at_ns);
+        w.end_object();
       }
-      out += "]}";
+      w.end_array().end_object();
     }
     if (!t.samples.empty()) {
       std::uint64_t total_ns = 0;
-      for (const std::uint64_t w : t.weights_ns) total_ns += w;
-      if (!first_profile) out += ',';
-      first_profile = false;
-      out += "{\"type\":\"sampled\",\"name\":";
-      append_json_string(out, "samples: " + t.name, stats);
-      fmt::format_to(std::back_inserter(out), ",\"unit\":\"nanoseconds\",\"startValue\":0,\"endValue\":{},\"samples\":[", total_ns);
-      for (std::size_t n = 0; n < t.samples.size(); ++n) {
-        if (n != 0) out += ',';
-        out += '[';
-        for (std::size_t k = 0; k < t.samples[n].size(); ++k) {
-          fmt::format_to(std::back_inserter(out), "{}{}", k == 0 ? "" : ",", t.samples[n][k]);
-        }
-        out += ']';
+      for (const std::uint64_t weight : t.weights_ns) total_ns += weight;
+      w.begin_object();
+      w.key("type").plain_string("sampled");
+      w.key("name").string("samples: " + t.name);
+      w.key("unit").plain_string("nanoseconds");
+      w.key("startValue").number(0);
+      w.key("endValue").number(total_ns);
+      w.key("samples").begin_array();
+      for (const std::vector<std::uint32_t>& sample : t.samples) {
+        w.begin_array();
+        for (const std::uint32_t frame : sample) w.number(frame);
+        w.end_array();
       }
-      out += "],\"weights\":[";
-      for (std::size_t n = 0; n < t.weights_ns.size(); ++n) fmt::format_to(std::back_inserter(out), "{}{}", n == 0 ? "" : ",", t.weights_ns[n]);
-      out += "]}";
+      w.end_array();
+      w.key("weights").begin_array();
+      for (const std::uint64_t weight : t.weights_ns) w.number(weight);
+      w.end_array().end_object();
     }
   }
-  out += "]}\n";
+  w.end_array();
+  w.end_object();
+  out += '\n';
   return out;
 }
 
