@@ -1,5 +1,6 @@
 // Gap filling end to end, with known truth: a transaction with two db spans doing real work and
-// a planted, un-instrumented function burning CPU for ~40 ms between them. Sampled for real
+// a planted, un-instrumented function burning CPU for ~40 ms between them (longer if the
+// sampler is starved: until it took 10 samples). Sampled for real
 // (SIGPROF, the default unwinder, libdw symbolization), gap-filled by the collector, read back
 // from the Sentry transaction file: the derived span must name the planted function with the
 // file:line of its call, sit in the right gap under the transaction, and estimate its duration
@@ -38,10 +39,10 @@ std::int64_t g_planted_begin_ns = 0, g_planted_end_ns = 0;
 
 }  // namespace
 
-// The function a user forgot to instrument.
+// The function a user forgot to instrument: >= 40 ms, and sampled at least 10 times.
 extern "C" [[gnu::noinline]] void spanprof_test_join_members() {
   g_planted_begin_ns = monotonic_ns();
-  burn_wall(40'000'000);
+  burn_until_sampled(40'000'000, 10);
   g_planted_end_ns = monotonic_ns();
   asm volatile("" ::: "memory");
 }

@@ -230,9 +230,10 @@ int g_join_call_line = 0;
 
 }  // namespace
 
-// The function a user forgot to instrument: a busy CPU loop between two db spans.
+// The function a user forgot to instrument: a busy loop between two db spans, >= 30 ms and
+// sampled at least 5 times (a starved sampler would otherwise leave transactions unprofiled).
 extern "C" [[gnu::noinline]] void spanprof_report_test_join_members() {
-  burn_cpu(30'000'000);
+  burn_until_sampled(30'000'000, 5);
   asm volatile("" ::: "memory");
 }
 

@@ -48,6 +48,19 @@ inline void burn_wall(std::int64_t ns) {
   }
 }
 
+// Busy until `min_ns` of wall time have passed AND the sampler has taken `min_samples` samples
+// (process-wide) since the call, or `max_ns` passed. A loaded machine or a sanitizer can starve
+// the sampler: a planted function that a test expects gap filling to name then lasts until it
+// was really sampled, rather than a fixed time that may get no samples at all.
+inline void burn_until_sampled(std::int64_t min_ns, std::uint64_t min_samples, std::int64_t max_ns = 5'000'000'000) {
+  const std::int64_t begin = monotonic_ns();
+  const std::uint64_t samples_before = spanprof::stats().samples_taken;
+  do {
+    burn_wall(1'000'000);
+  } while ((monotonic_ns() - begin < min_ns || spanprof::stats().samples_taken - samples_before < min_samples) &&
+           monotonic_ns() - begin < max_ns);
+}
+
 // Polls `done` until it holds or `limit_ms` of wall time passed (a safety bound, never an
 // assertion on time). Returns whether it held.
 template <class Done>
