@@ -2,15 +2,6 @@
 // macros, written by the collector, its .transaction.json read back with nlohmann.
 #include "support/writers_e2e.hpp"
 
-using spanprof_test::config_for;
-using spanprof_test::json;
-using spanprof_test::read_file;
-using spanprof_test::session;
-using spanprof_test::sites;
-using spanprof_test::span_described;
-using spanprof_test::temp_dir;
-using spanprof_test::traced_request;
-using spanprof_test::traced_request_file;
 using namespace spanprof_test;  // the checkers of writers_e2e.hpp
 namespace fs = std::filesystem;
 

@@ -4,15 +4,6 @@
 // sentry_transaction_test.cpp, speedscope_test.cpp, folded_test.cpp, ...
 #include "support/writers_e2e.hpp"
 
-using spanprof_test::config_for;
-using spanprof_test::json;
-using spanprof_test::read_file;
-using spanprof_test::session;
-using spanprof_test::sites;
-using spanprof_test::span_described;
-using spanprof_test::temp_dir;
-using spanprof_test::traced_request;
-using spanprof_test::traced_request_file;
 using namespace spanprof_test;  // the checkers of writers_e2e.hpp
 namespace fs = std::filesystem;
 
