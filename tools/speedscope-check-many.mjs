@@ -1,6 +1,7 @@
 // Batch version of shared/docs/validation/speedscope-check.mjs: imports several files into the
-// speedscope web app with ONE headless Chromium launch (one fresh page per file), because the
-// launch is most of the ~7 s that the single-file checker spends per file.
+// speedscope web app with ONE headless Chromium launch, because the
+// launch is most of the ~7 s that the single-file checker spends per file, and one page for
+// as many files as it can serve (see openPage below).
 // The per-page logic is the same as speedscope-check.mjs — keep them in step when either changes:
 // a file fails on a dialog ("Unrecognized format!"), a page error, "Failed to load format…" in the
 // console, "Something went wrong" in the page, no import within the timeout, and, with --strict,
@@ -47,29 +48,58 @@ const context = await chromium.launchPersistentContext(path.join(tmp, 'user-data
 
 const withTimeout = (promise, ms) => Promise.race([promise, new Promise((_, rej) => setTimeout(() => rej(new Error('timeout')), ms))]);
 
+// One page of the app serves file after file: the app's first load (its bundle, fonts, WebGL
+// set-up) costs ~2-3 s of CPU, the import of a small file a fraction of that. Each file after
+// the first goes through the same hook (a <script> calling speedscope.loadFileFromBase64), and
+// the app sets document.title only after a successful import, so clearing the title first makes
+// "title ends with ' - speedscope'" mean "THIS file imported". After any problem, and after a
+// large file, the next file gets a fresh page, so one file's failure cannot colour another's.
+const reuseBelowBytes = 4 << 20;
+let page = null;
+let state = null;  // the file being checked: its problems, warnings and pending console reads
+
+async function openPage() {
+  page = await context.newPage();
+  page.on('dialog', async d => { state.problems.push(d.message()); await d.dismiss().catch(() => {}); });   // "Unrecognized format!"
+  page.on('pageerror', e => state.problems.push(`page error: ${e.message}`));
+  page.on('console', m => {
+    const text = m.text(), into = state;
+    if (/^Failed to load format|^Failed to create WebGL/.test(text)) {               // import threw
+      into.pending.push(Promise.all(m.args().map(a =>
+        a.evaluate(v => (v instanceof Error ? v.message : String(v))).catch(() => '')))
+        .then(parts => into.problems.push(parts.join(' ') || text)));
+    } else if ((m.type() === 'warning' || m.type() === 'error') && !/GL Driver Message|WebGL-/.test(text)) {
+      into.warnings.push(text);                                                     // e.g. unmatched B/E
+    }
+  });
+}
+
+async function closePage() {
+  if (page) await page.close().catch(() => {});
+  page = null;
+}
+
 async function check(file, index) {
   // speedscope's own #localProfilePath hook: a script that hands the file over as base64.
   const loader = path.join(tmp, `load-${index}.js`);
   fs.writeFileSync(loader, `speedscope.loadFileFromBase64(${JSON.stringify(path.basename(file))}, ` +
     `${JSON.stringify(fs.readFileSync(file).toString('base64'))})`);
-  const problems = [], warnings = [], pending = [];
-  const page = await context.newPage();
-  page.on('dialog', async d => { problems.push(d.message()); await d.dismiss().catch(() => {}); });   // "Unrecognized format!"
-  page.on('pageerror', e => problems.push(`page error: ${e.message}`));
-  page.on('console', m => {
-    const text = m.text();
-    if (/^Failed to load format|^Failed to create WebGL/.test(text)) {               // import threw
-      pending.push(Promise.all(m.args().map(a =>
-        a.evaluate(v => (v instanceof Error ? v.message : String(v))).catch(() => '')))
-        .then(parts => problems.push(parts.join(' ') || text)));
-    } else if ((m.type() === 'warning' || m.type() === 'error') && !/GL Driver Message|WebGL-/.test(text)) {
-      warnings.push(text);                                                          // e.g. unmatched B/E
-    }
-  });
+  state = {problems: [], warnings: [], pending: []};
+  const {problems, warnings, pending} = state;
   const deadline = Date.now() + limitMs;
   let imported = false;
   try {
-    await withTimeout(page.goto(`file://${release}/index.html#localProfilePath=${loader}`), limitMs);
+    if (page) {
+      await withTimeout(page.evaluate(src => {
+        document.title = '';
+        const script = document.createElement('script');
+        script.src = src;
+        document.head.appendChild(script);
+      }, `file://${loader}`), limitMs);
+    } else {
+      await openPage();
+      await withTimeout(page.goto(`file://${release}/index.html#localProfilePath=${loader}`), limitMs);
+    }
     while (!imported && problems.length === 0) {
       if (Date.now() > deadline) { problems.push(`no import result within ${limitMs} ms`); break; }
       await page.waitForTimeout(100);
@@ -85,7 +115,7 @@ async function check(file, index) {
   } catch (e) {
     problems.push(`checker error: ${e.message.split('\n')[0]}`);
   }
-  await page.close().catch(() => {});
+  if (problems.length || fs.statSync(file).size >= reuseBelowBytes) await closePage();
   fs.rmSync(loader, {force: true});
   for (const w of warnings) console.log(`warning: ${file}: ${w}`);
   if (strict && warnings.length) problems.push(`${warnings.length} import warning(s) and --strict given`);
@@ -98,6 +128,7 @@ async function check(file, index) {
 
 let failed = 0;
 for (const [i, file] of files.entries()) if (!(await check(file, i))) failed++;
+await closePage();
 await context.close();
 fs.rmSync(tmp, {recursive: true, force: true});
 clearTimeout(watchdog);
