@@ -1,7 +1,6 @@
 // Batch version of shared/docs/validation/speedscope-check.mjs: imports several files into the
-// speedscope web app with ONE headless Chromium launch, because the
-// launch is most of the ~7 s that the single-file checker spends per file, and one page for
-// as many files as it can serve (see openPage below).
+// speedscope web app with ONE headless Chromium launch (the launch is most of the ~7 s that the
+// single-file checker spends per file) and, while files pass, one page (see openPage below).
 // The per-page logic is the same as speedscope-check.mjs — keep them in step when either changes:
 // a file fails on a dialog ("Unrecognized format!"), a page error, "Failed to load format…" in the
 // console, "Something went wrong" in the page, no import within the timeout, and, with --strict,
@@ -115,10 +114,10 @@ async function check(file, index) {
   } catch (e) {
     problems.push(`checker error: ${e.message.split('\n')[0]}`);
   }
+  if (strict && warnings.length) problems.push(`${warnings.length} import warning(s) and --strict given`);
   if (problems.length || fs.statSync(file).size >= reuseBelowBytes) await closePage();
   fs.rmSync(loader, {force: true});
   for (const w of warnings) console.log(`warning: ${file}: ${w}`);
-  if (strict && warnings.length) problems.push(`${warnings.length} import warning(s) and --strict given`);
   if (outDir) fs.writeFileSync(path.join(outDir, `${index}.speedscope`),
     [problems.length ? 'FAIL' : 'OK', ...problems.map(p => `FAIL: ${p}`), ...warnings.map(w => `warning: ${w}`)].join('\n'));
   if (problems.length) { for (const p of problems) console.log(`FAIL: ${file}: ${p}`); return false; }
