@@ -31,7 +31,7 @@ constexpr std::size_t max_samples = 3000;
 synthetic_knobs knobs_for(std::size_t index, std::uint64_t seed) {
   synthetic_knobs k = spanprof_test::knobs_for_seed(seed);
   switch (index) {
-    case 0: k.huge_strings = k.hostile_names = k.invalid_utf8 = true; k.sample_count = 8; break;
+    case 0: k.huge_strings = k.hostile_names = k.invalid_utf8 = true; k.sample_count = spanprof_test::huge_strings_max_samples; break;
     case 1: k.extra_stack_depth = 600; k.max_stack_depth = 1024; k.sample_count = 30; break;
     case 2: k.sample_count = 0; break;
     case 3: k.sample_count = 1; break;

@@ -58,6 +58,10 @@ struct synthetic_knobs {
   std::vector<std::vector<std::uintptr_t>> real_stacks;
 };
 
+// A 1 MiB frame name is repeated in every stack that holds it (folded: once per distinct stack);
+// a few samples carry it through every writer as well as fifty, at a tenth of the bytes.
+inline constexpr std::size_t huge_strings_max_samples = 8;
+
 // A mix of knobs from a seed: every knob shows up often across a few hundred seeds; the costly
 // extremes (10^5 samples, 1 MiB strings, 500+ frame stacks) are rare and kept small elsewhere.
 inline synthetic_knobs knobs_for_seed(std::uint64_t seed) {
@@ -82,9 +86,7 @@ inline synthetic_knobs knobs_for_seed(std::uint64_t seed) {
     k.max_stack_depth = 1024;  // config's maximum: the 500+ frames reach the writers
     k.sample_count = std::min<std::size_t>(k.sample_count, 40);
   }
-  // A 1 MiB frame name is repeated in every stack that holds it (folded: once per distinct
-  // stack); a few samples carry it through every writer as well as fifty, at a tenth of the bytes.
-  if (k.huge_strings) k.sample_count = std::min<std::size_t>(k.sample_count, 8);
+  if (k.huge_strings) k.sample_count = std::min(k.sample_count, huge_strings_max_samples);
   k.cpu_mode = chance(30);
   k.duration_ns = chance(10) ? 1 + static_cast<std::int64_t>(rng() % 1000) : 50'000'000 + static_cast<std::int64_t>(rng() % 9'000'000'000);
   k.sample_rate_hz = chance(80) ? 101 : 1000;
