@@ -13,10 +13,6 @@
 
 #include "support/test_support.hpp"
 
-#if defined(SPANPROF_DISABLE)
-TEST_CASE("alloc: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPANPROF_DISABLE: these cases need the engine"); }
-#else
-
 #include "support/replace_operator_new.hpp"
 
 #include <cstdint>
@@ -270,5 +266,3 @@ TEST_CASE("alloc: back-to-back transactions (informational)" * doctest::skip(no_
           records_after);
   CHECK(spanprof::stats().transactions_collected == 2 * rounds);
 }
-
-#endif  // SPANPROF_DISABLE

@@ -6,12 +6,6 @@
 #include "support/error_log.hpp"
 #include "support/test_support.hpp"
 
-#if defined(SPANPROF_DISABLE)
-// Built with -Dspanprof_disable=true: every macro is compiled out, so nothing here can record.
-// disabled_test.cpp covers that configuration.
-TEST_CASE("api: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPANPROF_DISABLE: these cases need the engine"); }
-#else
-
 #include <algorithm>
 #include <cstdint>
 #include <functional>
@@ -590,5 +584,3 @@ TEST_CASE("api: max_spans_per_transaction caps the spans and counts the rest") {
   CHECK(c.spans_dropped == 40);
   CHECK(c.spans_started == 10);
 }
-
-#endif  // SPANPROF_DISABLE

@@ -6,10 +6,6 @@
 
 #include "support/test_support.hpp"
 
-#if defined(SPANPROF_DISABLE)
-TEST_CASE("concurrency: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPANPROF_DISABLE: these cases need the engine"); }
-#else
-
 #include <latch>
 #include <set>
 #include <string>
@@ -122,5 +118,3 @@ TEST_CASE("concurrency: 8 threads x 200 transactions written as Chrome traces") 
   CHECK(event_ids.size() == total);
   CHECK(thread_ids.size() == threads);
 }
-
-#endif  // SPANPROF_DISABLE

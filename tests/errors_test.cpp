@@ -169,8 +169,6 @@ TEST_CASE("config::from_environment reports a bad value and keeps the field") {
   }
 }
 
-#if !defined(SPANPROF_DISABLE)
-
 namespace {
 
 // A valid configuration writing into `dir`, errors to `log` and not to stderr.
@@ -377,5 +375,3 @@ TEST_CASE("spanprof::init() takes the environment and reports a bad variable lik
   CHECK(spanprof::stats().transactions_written == 1);
   CHECK(count_files(dir / "from-env") == 1);  // only the Sentry file
 }
-
-#endif

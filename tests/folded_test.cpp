@@ -3,10 +3,6 @@
 // flamegraph.pl and xmllint run in the 'clients' suite.
 #include "support/flame_files.hpp"
 
-#if defined(SPANPROF_DISABLE)
-TEST_CASE("folded: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPANPROF_DISABLE: these cases need the engine"); }
-#else
-
 using namespace spanprof_test;
 namespace sd = spanprof::detail;
 
@@ -232,5 +228,3 @@ TEST_CASE("hostile names: invalid UTF-8, separators and huge descriptions give v
   }
   CHECK(spanprof::stats().invalid_utf8_repaired > 0);
 }
-
-#endif

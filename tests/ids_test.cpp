@@ -116,8 +116,6 @@ TEST_CASE("OS-seeded generators on 4 threads never repeat an id") {
   CHECK(first.next() != second.next());
 }
 
-#if !defined(SPANPROF_DISABLE)
-
 using spanprof_test::session;
 using spanprof_test::temp_dir;
 
@@ -195,5 +193,3 @@ TEST_CASE("transactions on 4 threads get unique, well-formed ids") {
   check_unique_nonzero(event_ids);
   check_unique_nonzero(trace_ids);
 }
-
-#endif

@@ -2,10 +2,6 @@
 // speedscope's importer and the Chrome trace viewers need (checked by an independent checker).
 #include "support/flame_files.hpp"
 
-#if defined(SPANPROF_DISABLE)
-TEST_CASE("nesting: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPANPROF_DISABLE: these cases need the engine"); }
-#else
-
 using namespace spanprof_test;
 namespace sd = spanprof::detail;
 
@@ -74,5 +70,3 @@ TEST_CASE("nest_intervals: overlapping, reversed, zero-length and identical inte
     }
   }
 }
-
-#endif

@@ -8,10 +8,6 @@
 #include <spanprof/spanprof.hpp>
 #include <fmt/format.h>
 
-#if defined(SPANPROF_DISABLE)
-TEST_CASE("profiled_fiber: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPANPROF_DISABLE: these cases need the engine"); }
-#else
-
 #include <spanprof/boost_context.hpp>
 
 #include <algorithm>
@@ -504,5 +500,3 @@ TEST_CASE("fiber: a suspended fiber gets no samples, wall mode") { suspended_get
 TEST_CASE("fiber: a suspended fiber gets no samples, cpu mode — and the idle timer disarms itself") {
   suspended_gets_no_samples(sampling_mode::cpu);
 }
-
-#endif  // SPANPROF_DISABLE

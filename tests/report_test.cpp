@@ -215,8 +215,6 @@ TEST_CASE("report: synthetic files: percentiles equal the raw files', culprits r
   CHECK(html.find("&lt;script&gt;alert(1)&lt;/script&gt;") != std::string::npos);
 }
 
-#if !defined(SPANPROF_DISABLE)
-
 namespace {
 
 constexpr unsigned e2e_rate_hz = 500;
@@ -301,5 +299,3 @@ TEST_CASE("report: a real sampled run: the planted function is the top culprit, 
   CHECK(share < 0.95);
   CHECK(users.sample_weight_ns <= 1.10 * static_cast<double>(users.profiled_ns));
 }
-
-#endif

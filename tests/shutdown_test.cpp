@@ -7,10 +7,6 @@
 
 #include "support/test_support.hpp"
 
-#if defined(SPANPROF_DISABLE)
-TEST_CASE("shutdown: nothing to check, built with SPANPROF_DISABLE") { MESSAGE("SPANPROF_DISABLE: these cases need the engine"); }
-#else
-
 // Only for the "finished after shutdown" case: a one-shot hook in operator new lets that test
 // run shutdown() at an exact point inside begin_transaction.
 #include "support/replace_operator_new.hpp"
@@ -239,5 +235,3 @@ TEST_CASE("shutdown: init after shutdown records again") {
   CHECK(spanprof::stats().transactions_finished == 1);
   CHECK(spanprof::stats().transactions_written == 1);
 }
-
-#endif  // SPANPROF_DISABLE

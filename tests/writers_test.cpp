@@ -1,13 +1,11 @@
 // What every writer owes the files it writes, through the public API: invalid UTF-8 repaired,
-// huge strings cut and marked, hostile names kept inside the output folder, nothing written
-// with SPANPROF_DISABLE. One writer's own fields: chrome_trace_test.cpp,
+// huge strings cut and marked, hostile names kept inside the output folder (with SPANPROF_DISABLE
+// nothing is written: disabled_test.cpp). One writer's own fields: chrome_trace_test.cpp,
 // sentry_transaction_test.cpp, speedscope_test.cpp, folded_test.cpp, ...
 #include "support/writers_e2e.hpp"
 
 using namespace spanprof_test;  // the checkers of writers_e2e.hpp
 namespace fs = std::filesystem;
-
-#if !defined(SPANPROF_DISABLE)
 
 TEST_CASE("invalid UTF-8 in names, descriptions and data is repaired, and the files still parse") {
   temp_dir dir("spanprof-writers");
@@ -124,18 +122,3 @@ TEST_CASE("hostile transaction names only ever produce files inside the output f
     CHECK(matches == 1);
   }
 }
-
-#else  // SPANPROF_DISABLE: the macros compile to nothing, so nothing may be written.
-
-TEST_CASE("with SPANPROF_DISABLE no file is written") {
-  temp_dir base("spanprof-writers");
-  const fs::path out = base.path() / "out";
-  sites at;
-  CHECK(spanprof::init(config_for(out)).ok);
-  traced_request(at);
-  spanprof::shutdown();
-  CHECK_FALSE(fs::exists(out));
-  CHECK(at.transaction != 0);
-}
-
-#endif

@@ -10,8 +10,6 @@
 #include <spanprof/detail/writers/folded.hpp>
 #include <spanprof/detail/writers/flamegraph_svg.hpp>
 
-#if !defined(SPANPROF_DISABLE)
-
 #include <cstdint>
 #include <map>
 #include <random>
@@ -32,7 +30,6 @@ extern "C" [[gnu::noinline]] void spanprof_test_folded_caller() {
   spanprof_test_folded_leaf();
   asm volatile("" ::: "memory");
 }
-
 
 namespace spanprof_test {
 
@@ -145,8 +142,6 @@ inline std::uint64_t total(const std::map<std::string, std::uint64_t>& counts) {
 constexpr unsigned rate_hz = 1000;
 constexpr std::int64_t interval_ns = 1'000'000'000 / rate_hz;
 
-
-
 // The description holds the separator, a newline and a trailing number: folded must repair all.
 constexpr const char* hostile_description = "SELECT a;b\nc 7";
 constexpr const char* hostile_description_folded = "db.query SELECT a:b c_7";
@@ -210,7 +205,4 @@ inline std::uint64_t chrome_all_sample_weight(const std::filesystem::path& trace
   return weight;
 }
 
-
 }  // namespace spanprof_test
-
-#endif  // !SPANPROF_DISABLE

@@ -66,9 +66,6 @@ inline void traced_request(sites& at) {
 }
 // clang-format on
 
-
-#if !defined(SPANPROF_DISABLE)
-
 // Parses `text` and fails the test if an object repeats a key (nlohmann would keep the last).
 inline json parse_unique_keys(const std::string& text) {
   std::vector<std::set<std::string>> open_objects;
@@ -160,8 +157,5 @@ inline const json& slice_named(const std::vector<json>& slices, const std::strin
   REQUIRE(found != nullptr);
   return *found;
 }
-
-
-#endif  // !SPANPROF_DISABLE
 
 }  // namespace spanprof_test
