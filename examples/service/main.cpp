@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -175,10 +176,13 @@ int main(int argc, char** argv) {
 
   spanprof::shutdown();  // every finished transaction written before we exit
   const spanprof::counters stats = spanprof::stats();
+  const auto n = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
   std::fprintf(stderr, "service: stopped; transactions %llu finished, %llu written; files %llu; errors %llu; profiles in %s\n",
-               static_cast<unsigned long long>(stats.transactions_finished),
-               static_cast<unsigned long long>(stats.transactions_written),
-               static_cast<unsigned long long>(stats.files_written), static_cast<unsigned long long>(stats.errors),
+               n(stats.transactions_finished), n(stats.transactions_written), n(stats.files_written), n(stats.errors),
                cfg.output_dir.c_str());
+  // What the sampler delivered, and every way a sample was lost: a thin profile says why here.
+  std::fprintf(stderr, "service: samples %llu taken, %llu dropped (ring full), %llu outside a transaction, %llu reentrant\n",
+               n(stats.samples_taken), n(stats.samples_dropped), n(stats.samples_outside_transaction),
+               n(stats.samples_reentrant));
   return rc;
 }

@@ -31,8 +31,8 @@ class collector {
     pthread_setname_np(pthread_self(), "spanprof-writer");  // at most 15 characters
     if (rt_.cfg.formats != output_format::none) ensure_output_folder();
     for (;;) {
-      drain_samples();
       if (drain() != 0) continue;
+      drain_samples();
       flush_aggregates(/*all=*/false);  // idle: what the rate limit held back
       if (rt_.stop_requested.load(std::memory_order_acquire)) {
         // Final drain: stop new arrivals, wait for finishes already past the check (a handful
@@ -57,8 +57,21 @@ class collector {
   // queue, a drain has everything it needs. NOT ASYNC-SIGNAL-SAFE.
   void drain_samples() noexcept {
     try {
-      dwarf_unwinder_.note_batch_start();
       analyzer_.observe_modules(monotonic_ns());
+    } catch (...) {
+    }
+    drain_rings();
+    discard_orphans(/*all=*/false);
+  }
+
+  // The rings into the buckets, and nothing else: safe while a transaction is being written
+  // (it touches neither the symbolizer nor the analysis that transaction's writers read), so
+  // write_profiles calls it between its stages. A ring holds ~16 samples of a 16 KiB stack
+  // copy: at 499 Hz that is 32 ms of one thread, less than writing one large transaction
+  // takes under a sanitizer or on a busy machine, and every sample that does not fit is lost.
+  void drain_rings() noexcept {
+    try {
+      dwarf_unwinder_.note_batch_start();
       rt_.stack_sampler.drain([this](const sample_record& r) {
         transaction_samples* into = buckets_.admit(r.txn_id, r.t_ticks);
         if (into == nullptr) return;
@@ -82,7 +95,6 @@ class collector {
     } catch (...) {
       // Out of memory while copying: the samples left in the rings are retried next time.
     }
-    discard_orphans(/*all=*/false);
   }
 
   // The DWARF unwinder's records carry registers and a stack copy: walk them now, while the
@@ -123,13 +135,21 @@ class collector {
     return out;
   }
 
+  // Writes every finished transaction. The rings are drained AFTER the batch is taken: a
+  // transaction's thread pushes its samples before it finishes, so only then do the buckets
+  // hold all of each batched transaction's samples (draining first lost the samples of one
+  // that finished in between).
   std::size_t drain() noexcept {
     transaction_record* batch = reverse_chain(rt_.finished.take_all());
     std::size_t count = 0;
-    if (batch != nullptr) rt_.clock.refine();
+    if (batch != nullptr) {
+      rt_.clock.refine();
+      drain_samples();
+    }
     while (batch != nullptr) {
       transaction_record* next = batch->next;
       write_profiles(*batch);
+      drain_samples();
       rt_.pending_finished.fetch_sub(1, std::memory_order_relaxed);
       rt_.recycle(batch);
       batch = next;
@@ -192,6 +212,7 @@ class collector {
       try {
         analyzer_.analyze(txn, analysis_);
         txn.analysis = &analysis_;
+        drain_rings();
       } catch (const std::exception& e) {
         // The spans are still worth writing without frames and derived spans.
         rt_.report(error_kind::write_failed, std::string("spanprof: symbolizing or gap filling failed: ") + e.what());
@@ -202,6 +223,7 @@ class collector {
       for (const format_entry& f : all_formats) {
         if (f.standalone && has_format(cfg.formats, f.format)) {
           all_written &= write_file(stem + std::string(f.extension), f.write(txn, text_stats));
+          drain_rings();
         }
       }
       const bool wants_folded = has_format(cfg.formats, output_format::folded);
