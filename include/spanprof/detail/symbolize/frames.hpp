@@ -15,7 +15,8 @@ struct module_info;  // module_map.hpp
 
 enum class frame_quality : std::uint8_t {
   dwarf,          // function, file and line from DWARF; inlined frames included
-  symtab,         // ELF symbol table (.symtab or .dynsym): function and symbol_offset, no file/line
+  symtab,         // ELF symbol table (.symtab or .dynsym): function and symbol_offset; file and
+                  // line only when a line table covers the address but no DWARF function does
   module_offset,  // no symbol covers the address: function is "<module file name>+0x<offset>"
   unknown,        // no module known to occupy the address at the sample's time
 };

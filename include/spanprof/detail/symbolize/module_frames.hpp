@@ -81,6 +81,15 @@ inline std::string_view source_path(Dwarf_Die& cu, const char* name, name_store&
   return dir != nullptr ? names.intern(std::string(dir) + "/" + name) : names.intern(name);
 }
 
+// The line table's file and line for `at` into `frame`; left empty/0 where the table has none.
+inline void line_at(Dwarf_Die& cu, Dwarf_Addr at, symbolized_frame& frame, name_store& names) {
+  Dwarf_Line* row = dwarf_getsrc_die(&cu, at);
+  if (row == nullptr) return;
+  frame.file = source_path(cu, dwarf_linesrc(row, nullptr, nullptr), names);
+  int line = 0;
+  if (dwarf_lineno(row, &line) == 0 && line > 0) frame.line = static_cast<std::uint32_t>(line);
+}
+
 // One symtab frame from the ELF symbol that covers `address` (.symtab, else .dynsym); false when none
 // certainly does.
 inline bool symtab_frame(Dwfl_Module* mod, std::uintptr_t address, std::vector<symbolized_frame>& out, name_store& names) {
@@ -105,7 +114,14 @@ inline bool dwarf_frames(module_session& session, std::uintptr_t address, std::v
   if (cu_range == nullptr || dwarf_offdie(session.dwarf, cu_range->die_offset, &cu) == nullptr) return false;
   const function_range* function = find_range(cu_index_of(session, cu).functions, at);
   Dwarf_Die subprogram;
-  if (function == nullptr || dwarf_offdie(session.dwarf, function->die_offset, &subprogram) == nullptr) return false;
+  if (function == nullptr || dwarf_offdie(session.dwarf, function->die_offset, &subprogram) == nullptr) {
+    // A CU whose line table covers the address but that holds no DIE for its function (clang 14's
+    // -gline-tables-only under -fsanitize=address drops some): the ELF symbol names the function,
+    // the line table still places it, as addr2line would.
+    if (!symtab_frame(session.module, address, out, names)) return false;
+    line_at(cu, at, out.back(), names);
+    return true;
+  }
 
   // The concrete chain from the function down to the innermost inlined call holding `at`.
   auto [tree, new_tree] = session.inline_trees.try_emplace(function->die_offset);
@@ -123,12 +139,10 @@ inline bool dwarf_frames(module_session& session, std::uintptr_t address, std::v
       return false;
     }
   }
-  std::string_view file;
-  int line = 0;
-  if (Dwarf_Line* row = dwarf_getsrc_die(&cu, at)) {
-    file = source_path(cu, dwarf_linesrc(row, nullptr, nullptr), names);
-    if (dwarf_lineno(row, &line) != 0 || line < 0) line = 0;
-  }
+  symbolized_frame row;
+  line_at(cu, at, row, names);
+  std::string_view file = row.file;
+  int line = static_cast<int>(row.line);
   for (auto die = chain.rbegin(); die != chain.rend(); ++die) {
     const int tag = dwarf_tag(&*die);
     if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram) continue;
