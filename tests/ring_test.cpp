@@ -1,10 +1,12 @@
 // sample_ring (ring.hpp): the per-thread SPSC ring the SIGPROF handler pushes into.
 #include <doctest/doctest.h>
+#include <spanprof/detail/engine/lifecycle.hpp>
 #include <spanprof/detail/sample/ring.hpp>
 
 #include <atomic>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 #include "support/build_kind.hpp"
@@ -180,6 +182,36 @@ TEST_CASE("ring: a full ring drops, counts and logs (t, ctx_id); the log keeps t
   CHECK(push_sample(ring, 1'000'000, 4));
   // A record larger than half the ring is refused outright (it could never be placed safely).
   CHECK_FALSE(push_sample(ring, 2'000'000, (4096 / 2) / 8));
+}
+
+// The default ring must not be what limits a profile: the collector may be busy writing a
+// transaction for a while, and every sample taken meanwhile must fit.
+TEST_CASE("ring: by default a thread's ring holds 250 ms of its largest samples, at any rate and unwinder") {
+  using spanprof::detail::raw_stack_layout;
+  for (const unsigned rate_hz : {101u, 499u, 2000u}) {
+    for (const spanprof::unwinder method : {spanprof::unwinder::dwarf, spanprof::unwinder::frame_pointers}) {
+      spanprof::config cfg;
+      cfg.sample_rate_hz = rate_hz;
+      cfg.stack_unwinder = method;
+      CHECK(spanprof::detail::validate(cfg).empty());
+      const auto settings = spanprof::detail::sampler_settings_for(cfg);
+      const bool dwarf = method == spanprof::unwinder::dwarf;
+      CHECK(settings.max_stack_copy_bytes == cfg.stack_copy_bytes);  // the copy is not cut to fit
+      const std::size_t words = dwarf ? raw_stack_layout::prefix_words + cfg.stack_copy_bytes / 8 : cfg.max_stack_depth;
+      sample_ring ring(settings.ring_bytes);
+      const std::vector<std::uintptr_t> pcs(words, 0x1234);
+      const std::size_t window_samples = rate_hz / 4 + 1;
+      std::size_t pushed = 0;
+      while (pushed < window_samples && ring.try_push(header_for(pushed), pcs.data(), words)) ++pushed;
+      INFO(rate_hz, " Hz, ", std::string(dwarf ? "dwarf" : "frame pointers"), ": ring ", settings.ring_bytes, " bytes");
+      CHECK(pushed == window_samples);
+    }
+  }
+  spanprof::config explicit_size;
+  explicit_size.ring_capacity_bytes = 64 * 1024;  // a size the user chose is kept
+  CHECK(spanprof::detail::sampler_settings_for(explicit_size).ring_bytes == 64 * 1024);
+  explicit_size.ring_capacity_bytes = 100;
+  CHECK_FALSE(spanprof::detail::validate(explicit_size).empty());
 }
 
 TEST_CASE("ring: SPSC stress — producer pushes while the consumer drains; each sample once, in order, intact") {

@@ -76,7 +76,10 @@ struct config {
   sampling_mode mode = sampling_mode::wall;
   unwinder stack_unwinder = unwinder::automatic;
   std::size_t max_stack_depth = 128;             // deeper stacks are cut and flagged truncated
-  std::size_t ring_capacity_bytes = 256 * 1024;  // per thread; full ⇒ samples dropped and counted
+  // Per thread; a full ring drops samples and counts them. 0: sized from the rate and the
+  // unwinder's record size to hold ring_window_ms of samples (sampler.hpp), so the collector
+  // may be busy writing a transaction that long without a loss.
+  std::size_t ring_capacity_bytes = 0;
   // dwarf unwinder: bytes of stack copied per sample, from the interrupted sp upwards. Frames
   // beyond it are cut (flagged truncated); 16 KiB holds ~100 typical C++ frames.
   std::size_t stack_copy_bytes = 16 * 1024;

@@ -42,7 +42,7 @@ inline std::string validate(const config& cfg) {
         range("max_name_bytes", static_cast<double>(cfg.max_name_bytes), 8, 4096),
         range("max_pending_transactions", static_cast<double>(cfg.max_pending_transactions), 1, 1 << 20),
         range("max_stack_depth", static_cast<double>(cfg.max_stack_depth), 1, 1024),
-        range("ring_capacity_bytes", static_cast<double>(cfg.ring_capacity_bytes), 4096, 1 << 30),
+        cfg.ring_capacity_bytes == 0 ? std::string() : range("ring_capacity_bytes", static_cast<double>(cfg.ring_capacity_bytes), 4096, 1 << 30),
         range("stack_copy_bytes", static_cast<double>(cfg.stack_copy_bytes), 512, 256 * 1024)}) {
     if (!problem.empty()) return problem;
   }
@@ -55,15 +55,17 @@ inline sampler::settings sampler_settings_for(const config& cfg) noexcept {
   s.mode = cfg.mode;
   s.rate_hz = cfg.sample_rate_hz;
   s.max_depth = cfg.max_stack_depth;
-  s.ring_bytes = cfg.ring_capacity_bytes;
-  // A record larger than half the ring is never accepted: a small ring gets a smaller copy.
-  s.max_stack_copy_bytes = std::min(cfg.stack_copy_bytes, cfg.ring_capacity_bytes / 2 - 512);
   s.chain_existing_handler = cfg.chain_sigprof;
 #if defined(SPANPROF_FRAME_POINTERS)
   s.method = cfg.stack_unwinder == unwinder::dwarf ? unwind_method::dwarf : unwind_method::frame_pointers;
 #else
   s.method = cfg.stack_unwinder == unwinder::frame_pointers ? unwind_method::frame_pointers : unwind_method::dwarf;
 #endif
+  s.ring_bytes = cfg.ring_capacity_bytes != 0
+                     ? cfg.ring_capacity_bytes
+                     : sampler::automatic_ring_bytes(cfg.sample_rate_hz, s.method, cfg.max_stack_depth, cfg.stack_copy_bytes);
+  // A record larger than half the ring is never accepted: a small ring gets a smaller copy.
+  s.max_stack_copy_bytes = std::min(cfg.stack_copy_bytes, s.ring_bytes / 2 - 512);
   return s;
 }
 
