@@ -66,9 +66,9 @@ class collector {
 
   // The rings into the buckets, and nothing else: safe while a transaction is being written
   // (it touches neither the symbolizer nor the analysis that transaction's writers read), so
-  // write_profiles calls it between its stages. A ring holds ~16 samples of a 16 KiB stack
-  // copy: at 499 Hz that is 32 ms of one thread, less than writing one large transaction
-  // takes under a sanitizer or on a busy machine, and every sample that does not fit is lost.
+  // write_profiles calls it between its stages: writing one large transaction under a
+  // sanitizer or on a busy machine can outlast what a ring holds (sampler::ring_window_ms),
+  // and every sample that does not fit is lost.
   void drain_rings() noexcept {
     try {
       dwarf_unwinder_.note_batch_start();
